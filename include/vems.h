@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vems.h -- libvems: an object store on persistent memory backed by a block
+ * file ("virtually extended memory storage", in userspace).
+ *
+ * A pool is one pmem file (a DAX file, a device-dax node, or emulated pmem:
+ * any regular or tmpfs file) plus one block file. Data is addressed by
+ * OSD-style object IDs and byte offsets. A write that lands in pmem is
+ * durable when the call returns; a read of pmem-resident data is one copy.
+ *
+ * Conventions, for every function below unless its comment says otherwise:
+ *  - 0 (or a byte count) on success, a negative value on failure: either
+ *    -errno (e.g. -EINVAL, -ENOENT, -ENOSPC) or one of the VEMS_E_* codes.
+ *  - On failure, vems_errormsg() returns a sentence about what went wrong in
+ *    this thread; vems_strerror(code) gives the static text for a code.
+ *  - Handles are opaque; the _new and _open calls fill a pointer, _delete and
+ *    _close take the address of that pointer, accept NULL and clear it.
+ *  - Every function is thread-safe: any number of threads may use one pool,
+ *    one object, or one object handle at the same time.
+ *  - NULL where a pointer is required is -EINVAL.
+ */
+#ifndef VEMS_H
+#define VEMS_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VEMS_API __attribute__((visibility("default")))
+#else
+#define VEMS_API
+#endif
+
+/* --- version -------------------------------------------------------- */
+
+#define VEMS_VERSION_MAJOR 0
+#define VEMS_VERSION_MINOR 1
+#define VEMS_VERSION_PATCH 0
+/* The on-media format this library writes and reads. */
+#define VEMS_FORMAT_VERSION 1
+
+/* The library's version as "MAJOR.MINOR.PATCH" (of the loaded library). */
+VEMS_API const char *vems_version(void);
+
+/* --- errors --------------------------------------------------------- */
+
+/*
+ * Library-only conditions. They sit below every -errno value so that the two
+ * never collide.
+ */
+#define VEMS_E_BASE (-100000)
+#define VEMS_E_NOTPOOL (VEMS_E_BASE - 1)  /* file is not a libvems pool */
+#define VEMS_E_VERSION (VEMS_E_BASE - 2)  /* pool format is not ours */
+#define VEMS_E_CORRUPT (VEMS_E_BASE - 3)  /* metadata fails validation */
+#define VEMS_E_MISMATCH (VEMS_E_BASE - 4) /* pmem and block file differ */
+#define VEMS_E_CHECKSUM (VEMS_E_BASE - 5) /* block data fails its crc */
+#define VEMS_E_LAST VEMS_E_CHECKSUM
+
+/*
+ * Static text for a code returned by any vems_* function: a negative errno
+ * (its strerror text) or a VEMS_E_* code. Never NULL.
+ */
+VEMS_API const char *vems_strerror(int code);
+
+/*
+ * The detail sentence of the last failure in the calling thread (for example
+ * "pool file /x/p is 4194304 bytes, its header says 67108864: truncated?").
+ * Only failing calls write it; it is "" if nothing failed in this thread yet.
+ * The pointer is valid until the thread's next vems_* call.
+ */
+VEMS_API const char *vems_errormsg(void);
+
+/* --- value types ---------------------------------------------------- */
+
+/* An OSD-style object ID: a partition and an object number within it. */
+struct vems_oid {
+	uint64_t partition;
+	uint64_t id;
+};
+
+/* Fixed unit of copying; objects are cut into pages of this size. */
+#define VEMS_PAGE_SIZE 4096u
+/* The largest byte offset + 1 an object may have (1 PiB). */
+#define VEMS_OBJ_MAX_SIZE (UINT64_C(1) << 50)
+/* The longest name, in bytes, without the terminating NUL. */
+#define VEMS_NAME_MAX 4095u
+
+/* --- configuration -------------------------------------------------- */
+
+struct vems_config;
+
+/*
+ * Creates a configuration with every default set:
+ * pmem size 0 (create: required unless the pmem file exists with a size,
+ * e.g. a device-dax node), block path NULL (create: "<pmem path>.blk"),
+ * block size 0 (create: 8 x the pmem size), extent size 64 KiB.
+ * Errors: -EINVAL (cfg NULL), -ENOMEM.
+ */
+VEMS_API int vems_config_new(struct vems_config **cfg);
+
+/* Frees a configuration; accepts NULL and *cfg == NULL. */
+VEMS_API void vems_config_delete(struct vems_config **cfg);
+
+/*
+ * Size of the pmem file to create, in bytes. At least VEMS_PMEM_MIN_SIZE.
+ * Errors: -EINVAL (below the minimum or not a multiple of 4 KiB).
+ */
+#define VEMS_PMEM_MIN_SIZE (UINT64_C(16) << 20)
+VEMS_API int vems_config_set_pmem_size(struct vems_config *cfg,
+				       uint64_t bytes);
+
+/*
+ * Path of the block file. At create: the file to create (it must not exist
+ * unless it is a block device). At open: overrides the path recorded in the
+ * pool (for a block file that was moved); its UUID must still match.
+ * Errors: -EINVAL (empty), -ENAMETOOLONG (PATH_MAX or longer), -ENOMEM.
+ */
+VEMS_API int vems_config_set_block_path(struct vems_config *cfg,
+					const char *path);
+
+/*
+ * Size of the block file to create, in bytes (rounded down to whole extents).
+ * 0 picks the default. Errors: -EINVAL (not 0 and smaller than one extent).
+ */
+VEMS_API int vems_config_set_block_size(struct vems_config *cfg,
+					uint64_t bytes);
+
+/*
+ * Extent size: the unit of placement and of spilling, a power of two from
+ * 4 KiB to 2 MiB. Fixed for the pool's life. Errors: -EINVAL.
+ */
+VEMS_API int vems_config_set_extent_size(struct vems_config *cfg,
+					 uint64_t bytes);
+
+/* --- pools ---------------------------------------------------------- */
+
+struct vems_pool;
+
+/*
+ * Creates a pool: the pmem file at pmem_path (created with the configured
+ * size if it does not exist; an existing empty regular file is resized; an
+ * existing device-dax node or non-empty file is used at its size) and the
+ * block file, stamped with the pool's UUID. The new pool is left open.
+ * cfg may be NULL only if the pmem file exists with a size.
+ * Errors: -EINVAL, -EEXIST (block file exists, or the pmem file already
+ * holds a pool), -ENOSPC / -EFBIG (sizes too small for the metadata),
+ * -EBUSY, other -errno from the file system.
+ */
+VEMS_API int vems_pool_create(struct vems_pool **pool, const char *pmem_path,
+			      const struct vems_config *cfg);
+
+/*
+ * Opens a pool, validates both files and rebuilds the DRAM index. A pool is
+ * owned by one process (and one open handle) at a time. cfg may be NULL.
+ * Errors: -ENOENT, -EBUSY (open elsewhere; the message names the pid),
+ * VEMS_E_NOTPOOL (not a libvems pool, or a truncated one), VEMS_E_VERSION
+ * (written by another format version), VEMS_E_CORRUPT, VEMS_E_MISMATCH (the
+ * block file is not this pool's), other -errno. The files are not modified
+ * when open fails.
+ */
+VEMS_API int vems_pool_open(struct vems_pool **pool, const char *pmem_path,
+			    const struct vems_config *cfg);
+
+/*
+ * Makes everything durable, closes every object handle still open on the
+ * pool (they become invalid), and frees the pool. Accepts NULL.
+ * Returns 0 or the first error met while flushing (the pool is freed anyway).
+ */
+VEMS_API int vems_pool_close(struct vems_pool **pool);
+
+/*
+ * The synchronous barrier for the whole pool: every write to any object of
+ * the pool that returned before this call is durable when it returns.
+ */
+VEMS_API int vems_pool_persist(struct vems_pool *pool);
+
+/* Static facts about a pool. Strings point into the pool handle. */
+struct vems_pool_info {
+	uint8_t uuid[16];
+	uint32_t format_version;
+	uint32_t page_size;
+	uint64_t extent_size;
+	uint64_t pmem_size;	 /* bytes of the pmem file */
+	uint64_t pmem_extents;	 /* extent frames in pmem (data capacity) */
+	uint64_t block_size;	 /* bytes of the block file's data area */
+	uint64_t block_extents;	 /* extent slots in the block file */
+	const char *pmem_path;
+	const char *block_path;
+	int is_pmem;		 /* 1: flushed with CPU cache ops; 0: msync */
+	const char *block_io;	 /* "none", "direct" or "buffered+fdatasync" */
+};
+VEMS_API int vems_pool_info(struct vems_pool *pool,
+			    struct vems_pool_info *info);
+
+/* Counters and gauges of an open pool. */
+struct vems_pool_stats {
+	uint64_t objects;
+	uint64_t names;
+	uint64_t pmem_bytes_used;  /* extent frames in use x extent size */
+	uint64_t pmem_bytes_free;
+	uint64_t block_bytes_used; /* extent slots in use x extent size */
+	uint64_t block_bytes_free;
+	uint64_t extents_pmem;	   /* dirty: only in pmem */
+	uint64_t extents_both;	   /* clean: in pmem and the block file */
+	uint64_t extents_block;	   /* only in the block file */
+	uint64_t reads;		   /* vems_obj_pread calls */
+	uint64_t writes;	   /* vems_obj_pwrite calls */
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t pmem_hits;	   /* extent reads served from pmem */
+	uint64_t block_hits;	   /* extent reads served from the block file */
+	uint64_t hole_reads;	   /* extent reads of holes (zeros) */
+	uint64_t extents_allocated;
+	uint64_t extents_freed;
+	uint64_t spills;	   /* extents written to the block file */
+	uint64_t promotions;	   /* extents brought back into pmem */
+	uint64_t clean_drops;	   /* clean extents dropped with no I/O */
+	uint64_t bytes_spilled;
+	uint64_t bytes_promoted;
+	uint64_t checksum_failures;
+	uint64_t uring_max_inflight; /* highest io_uring depth seen */
+};
+VEMS_API int vems_pool_stats(struct vems_pool *pool,
+			     struct vems_pool_stats *stats);
+
+/*
+ * Verifies every invariant of the pool's metadata that can be checked on an
+ * open pool (object table, namespace, extent mapping, frame and slot use,
+ * block file header). Calls report(msg, arg) once per problem found, if
+ * report is not NULL. Returns the number of problems (0: consistent) or a
+ * negative error if the check itself could not run.
+ */
+typedef void (*vems_report_fn)(const char *msg, void *arg);
+VEMS_API int vems_pool_check(struct vems_pool *pool, vems_report_fn report,
+			     void *arg);
+
+/* --- objects -------------------------------------------------------- */
+
+struct vems_obj;
+
+/*
+ * Creates an empty object. If oid->id is 0 the library assigns an unused id
+ * in oid->partition and writes it to *oid; otherwise that id is used.
+ * Errors: -EINVAL, -EEXIST (id taken), -ENOSPC (metadata space full).
+ */
+VEMS_API int vems_obj_create(struct vems_pool *pool, struct vems_oid *oid);
+
+/*
+ * Removes an object and frees its extents. The removal is crash-atomic.
+ * Names bound to it are unbound in the same step.
+ * Errors: -ENOENT, -EBUSY (a handle on it is open).
+ */
+VEMS_API int vems_obj_remove(struct vems_pool *pool, struct vems_oid oid);
+
+/* Object open flags. */
+#define VEMS_O_RDONLY (1u << 0)	 /* writes and truncate give -EBADF */
+#define VEMS_O_NODRAIN (1u << 1) /* every write behaves as VEMS_W_NODRAIN */
+
+/*
+ * Opens a handle on an object. Errors: -ENOENT, -EINVAL (unknown flags).
+ */
+VEMS_API int vems_obj_open(struct vems_pool *pool, struct vems_oid oid,
+			   unsigned flags, struct vems_obj **obj);
+
+/*
+ * Closes a handle; pending deferred writes of this handle are made durable
+ * first. Accepts NULL. Returns 0 or the error from making them durable.
+ */
+VEMS_API int vems_obj_close(struct vems_obj **obj);
+
+/*
+ * Reads up to len bytes at byte offset off. Returns the number of bytes read:
+ * less than len only at the end of the object, 0 at or past it. Holes read
+ * as zeros. Errors: -EINVAL (off + len overflows VEMS_OBJ_MAX_SIZE).
+ */
+VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
+				uint64_t off);
+
+/* Write flags. */
+#define VEMS_W_NODRAIN (1u << 0) /* skip the final fence: durable only after
+				    vems_obj_persist / vems_pool_persist */
+
+/*
+ * Writes len bytes at byte offset off, growing the object if needed (a gap
+ * reads as zeros). When it returns (without VEMS_W_NODRAIN) the data and the
+ * new size are durable. Returns len. A write is all-or-nothing with respect
+ * to errors, but a crash during the call may leave part of it written.
+ * Errors: -EINVAL (off + len > VEMS_OBJ_MAX_SIZE, unknown flags), -EBADF
+ * (handle opened read-only), -ENOSPC (no free space in either tier).
+ */
+VEMS_API ssize_t vems_obj_pwrite(struct vems_obj *obj, const void *buf,
+				 size_t len, uint64_t off, unsigned flags);
+
+/*
+ * Sets the object's size. Shrinking frees whole extents past the new end
+ * and makes the bytes past it read as zeros if the object grows again;
+ * growing creates a hole. Crash-atomic. Errors: -EINVAL, -EBADF.
+ */
+VEMS_API int vems_obj_truncate(struct vems_obj *obj, uint64_t size);
+
+/*
+ * The synchronous barrier for one object: every write to it that returned
+ * before this call is durable when it returns.
+ */
+VEMS_API int vems_obj_persist(struct vems_obj *obj);
+
+struct vems_obj_stat {
+	struct vems_oid oid;
+	uint64_t size;		 /* logical size in bytes */
+	int64_t ctime_ns;	 /* creation, ns since the epoch */
+	int64_t mtime_ns;	 /* last data change (see README: precision) */
+	uint64_t extents_pmem;	 /* mapped extents by state */
+	uint64_t extents_both;
+	uint64_t extents_block;
+	uint64_t pmem_bytes;	 /* pmem held by the object */
+	uint64_t block_bytes;	 /* block file space held by the object */
+};
+
+/* Stat of an open object. */
+VEMS_API int vems_obj_stat(struct vems_obj *obj, struct vems_obj_stat *st);
+
+/* Stat by ID, without opening. Errors: -ENOENT. */
+VEMS_API int vems_obj_stat_oid(struct vems_pool *pool, struct vems_oid oid,
+			       struct vems_obj_stat *st);
+
+/*
+ * Calls fn(oid, arg) for every object of the pool, in ascending
+ * (partition, id) order. If fn returns non-zero, the walk stops and that
+ * value is returned. Objects created or removed by fn may or may not be seen.
+ */
+typedef int (*vems_oid_fn)(const struct vems_oid *oid, void *arg);
+VEMS_API int vems_obj_list(struct vems_pool *pool, vems_oid_fn fn,
+			   void *arg);
+
+/* --- names ---------------------------------------------------------- */
+
+/*
+ * A flat, persistent namespace from path strings (1 to VEMS_NAME_MAX bytes,
+ * no NUL) to object IDs. Every change is crash-atomic.
+ */
+
+/* Binds name to oid. Errors: -EEXIST, -ENOENT (no such object),
+ * -ENAMETOOLONG, -EINVAL (empty name), -ENOSPC. */
+VEMS_API int vems_name_bind(struct vems_pool *pool, const char *name,
+			    struct vems_oid oid);
+
+/* Looks a name up. Errors: -ENOENT, -ENAMETOOLONG, -EINVAL. */
+VEMS_API int vems_name_lookup(struct vems_pool *pool, const char *name,
+			      struct vems_oid *oid);
+
+/* Removes a binding (not the object). Errors: -ENOENT, -ENAMETOOLONG. */
+VEMS_API int vems_name_unbind(struct vems_pool *pool, const char *name);
+
+/*
+ * Renames from -> to in one crash-atomic step, replacing an existing binding
+ * of to. If replaced is not NULL it receives the OID to was bound to, and
+ * *replaced_any is set to 1 (else 0), so the caller can remove the object.
+ * Errors: -ENOENT (from unbound), -ENAMETOOLONG, -EINVAL.
+ */
+VEMS_API int vems_name_rename(struct vems_pool *pool, const char *from,
+			      const char *to, struct vems_oid *replaced,
+			      int *replaced_any);
+
+/*
+ * Calls fn(name, oid, arg) for every name that starts with prefix (NULL or
+ * "" for all), in byte order. A non-zero return from fn stops the walk and
+ * is returned.
+ */
+typedef int (*vems_name_fn)(const char *name, const struct vems_oid *oid,
+			    void *arg);
+VEMS_API int vems_name_list(struct vems_pool *pool, const char *prefix,
+			    vems_name_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VEMS_H */

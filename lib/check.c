@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * check.c -- verify every metadata invariant of an open pool
+ *
+ * Holds the pool still while it runs: the metadata lock exclusively and
+ * every object's lock, so the entry table, the DRAM index and the free
+ * lists are compared at one instant.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vems_internal.h"
+
+struct checker {
+	vems_report_fn report;
+	void *arg;
+	int problems;
+};
+
+__attribute__((format(printf, 2, 3))) static void
+problem(struct checker *c, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	c->problems++;
+	if (c->report)
+		c->report(buf, c->arg);
+}
+
+static struct vems_objnode **
+all_nodes(struct vems_pool *p, size_t *cnt)
+{
+	struct vems_objnode **v = malloc((p->nobjects + 1) * sizeof(*v));
+	size_t n = 0;
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < p->objects.nbuckets; i++)
+		for (struct vems_hnode *e = p->objects.buckets[i]; e;
+		     e = e->next)
+			v[n++] = vems_container_of(e, struct vems_objnode,
+						   by_oid);
+	*cnt = n;
+	return v;
+}
+
+static int
+serial_cmp(const void *a, const void *b)
+{
+	uint64_t x = (*(struct vems_objnode *const *)a)->serial;
+	uint64_t y = (*(struct vems_objnode *const *)b)->serial;
+	return x < y ? -1 : x > y;
+}
+
+static struct vems_objnode *
+find_serial(struct vems_objnode **v, size_t cnt, uint64_t serial)
+{
+	size_t lo = 0, hi = cnt;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid]->serial < serial)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < cnt && v[lo]->serial == serial ? v[lo] : NULL;
+}
+
+struct idx_walk {
+	struct vems_pool *p;
+	struct vems_objnode *n;
+	struct checker *c;
+};
+
+static void
+idx_fn(uint32_t ext, uint32_t entry, void *arg)
+{
+	struct idx_walk *w = arg;
+	if (entry >= w->p->nentries) {
+		problem(w->c, "object %" PRIu64 ".%" PRIu64 ": index names "
+			"entry %u of %u", w->n->oid.partition, w->n->oid.id,
+			entry, w->p->nentries);
+		return;
+	}
+	const struct vems_entry *e = &w->p->entries[entry];
+	if (e->serial != w->n->serial || e->ext_index != ext)
+		problem(w->c, "object %" PRIu64 ".%" PRIu64 ": DRAM index "
+			"maps extent %u to entry %u, which is not it",
+			w->n->oid.partition, w->n->oid.id, ext, entry);
+}
+
+int
+vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
+{
+	if (p == NULL)
+		return vems__fail(-EINVAL, "vems_pool_check: pool is NULL");
+	struct checker c = {report, arg, 0};
+	pthread_rwlock_wrlock(&p->meta_lock);
+	size_t cnt = 0;
+	struct vems_objnode **v = all_nodes(p, &cnt);
+	uint8_t *fused = calloc(p->nframes, 1);
+	uint8_t *sused = calloc(p->nslots + 1, 1);
+	if (v == NULL || fused == NULL || sused == NULL) {
+		pthread_rwlock_unlock(&p->meta_lock);
+		free(v);
+		free(fused);
+		free(sused);
+		return vems__fail(-ENOMEM, "out of memory");
+	}
+	qsort(v, cnt, sizeof(*v), serial_cmp);
+	for (size_t i = 0; i < cnt; i++)
+		pthread_rwlock_wrlock(&v[i]->lock);
+	pthread_mutex_lock(&p->alloc_lock);
+
+	struct vems_super *sb = p->sb;
+	if (sb->csum != vems__crc32c(sb, offsetof(struct vems_super, csum)))
+		problem(&c, "superblock checksum mismatch");
+	for (size_t i = 1; i < cnt; i++)
+		if (v[i]->serial == v[i - 1]->serial)
+			problem(&c, "two objects share serial %" PRIu64,
+				v[i]->serial);
+
+	/* the entry table against the objects */
+	uint64_t mapped = 0, nstate[4] = {0};
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if (e->serial == 0)
+			continue;
+		struct vems_objnode *n = find_serial(v, cnt, e->serial);
+		if (n == NULL) {
+			problem(&c, "entry %u belongs to no object (serial %"
+				PRIu64 ")", i, e->serial);
+			continue;
+		}
+		mapped++;
+		uint64_t next = (n->rec->size + p->extent_size - 1) >>
+				p->extent_shift;
+		if (e->ext_index >= next)
+			problem(&c, "entry %u: extent %u of object %" PRIu64
+				".%" PRIu64 " lies past its size %" PRIu64, i,
+				e->ext_index, n->oid.partition, n->oid.id,
+				n->rec->size);
+		if (vems__xidx_get(&n->idx, e->ext_index) != i)
+			problem(&c, "entry %u: not in the DRAM index of its "
+				"object", i);
+		bool in_pmem = e->state == VEMS_ES_PMEM ||
+			       e->state == VEMS_ES_BOTH;
+		bool in_block = e->state == VEMS_ES_BOTH ||
+				e->state == VEMS_ES_BLOCK;
+		if (!in_pmem && !in_block) {
+			problem(&c, "entry %u: invalid state %u", i, e->state);
+			continue;
+		}
+		nstate[e->state]++;
+		if (in_pmem && (e->frame >= p->nframes || fused[e->frame]++))
+			problem(&c, "entry %u: frame %u out of range or "
+				"shared", i, e->frame);
+		if (in_block && (e->slot >= p->nslots || sused[e->slot]++))
+			problem(&c, "entry %u: slot %u out of range or shared",
+				i, e->slot);
+	}
+	/* the DRAM side against the entry table */
+	uint64_t indexed = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		struct idx_walk w = {p, v[i], &c};
+		vems__xidx_foreach(&v[i]->idx, idx_fn, &w);
+		indexed += v[i]->idx.count;
+		if (v[i]->rec->size > VEMS_OBJ_MAX_SIZE)
+			problem(&c, "object %" PRIu64 ".%" PRIu64 ": size %"
+				PRIu64 " past the maximum", v[i]->oid.partition,
+				v[i]->oid.id, v[i]->rec->size);
+	}
+	if (indexed != mapped)
+		problem(&c, "DRAM index holds %" PRIu64 " extents, the entry "
+			"table %" PRIu64, indexed, mapped);
+	for (int s = VEMS_ES_PMEM; s <= VEMS_ES_BLOCK; s++)
+		if (nstate[s] != atomic_load(&p->st.nstate[s]))
+			problem(&c, "state %d: %" PRIu64 " entries, counter "
+				"says %" PRIu64, s, nstate[s],
+				(uint64_t)atomic_load(&p->st.nstate[s]));
+	/* free lists: exactly the unused frames and slots */
+	for (uint32_t i = 0; i < p->free_frames.n; i++) {
+		uint32_t f = p->free_frames.v[i];
+		if (f >= p->nframes || fused[f]++)
+			problem(&c, "frame %u is free and in use", f);
+	}
+	for (uint32_t f = 0; f < p->nframes; f++)
+		if (!fused[f])
+			problem(&c, "frame %u is neither free nor used", f);
+	for (uint32_t i = 0; i < p->free_slots.n; i++) {
+		uint32_t s = p->free_slots.v[i];
+		if (s >= p->nslots || sused[s]++)
+			problem(&c, "slot %u is free and in use", s);
+	}
+	for (uint32_t s = 0; s < p->nslots; s++)
+		if (!sused[s])
+			problem(&c, "slot %u is neither free nor used", s);
+	if (p->free_entries.n + mapped != p->nentries)
+		problem(&c, "%u free entries + %" PRIu64 " mapped != %u",
+			p->free_entries.n, mapped, p->nentries);
+
+	/* names */
+	for (size_t i = 0; i < p->names.nbuckets; i++)
+		for (struct vems_hnode *e = p->names.buckets[i]; e;
+		     e = e->next) {
+			struct vems_name *nm =
+				vems_container_of(e, struct vems_name, node);
+			struct vems_oid o = {nm->rec->partition, nm->rec->id};
+			if (vems__obj_find(p, &o) == NULL)
+				problem(&c, "name \"%.128s\" is bound to "
+					"missing object %" PRIu64 ".%" PRIu64,
+					nm->rec->name, o.partition, o.id);
+		}
+
+	pthread_mutex_unlock(&p->alloc_lock);
+	for (size_t i = cnt; i-- > 0;)
+		pthread_rwlock_unlock(&v[i]->lock);
+	c.problems += vems__block_check(p, report, arg);
+	pthread_rwlock_unlock(&p->meta_lock);
+	free(v);
+	free(fused);
+	free(sused);
+	return c.problems;
+}

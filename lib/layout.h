@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * layout.h -- the on-media format of a libvems pool, and nothing else
+ *
+ * A pool is two files:
+ *
+ * pmem file: a libpmemobj pool. Its layout name (stored by libpmemobj in
+ *   plain text at file offset 4096) carries what must be checked before the
+ *   pool is handed to libpmemobj, because a failing pmemobj_open() may
+ *   already have written to the file:
+ *     "libvems fmt=1 size=<file bytes> uuid=<32 hex> block=<path>"
+ *   size 0 means a device (its size cannot change). Inside the pool:
+ *     root object      struct vems_super (one per pool)
+ *     type OBJ records struct vems_obj_rec (one per object)
+ *     type NAME recs   struct vems_name_rec (one per name binding)
+ *     entry table      struct vems_entry[nentries], one allocation
+ *     data area        nframes extent frames, one allocation
+ *
+ * block file: struct vems_block_hdr in its first 4 KiB, then nslots extent
+ *   slots. Which slot holds what is recorded only in the entry table.
+ *
+ * All integers are little-endian (the only byte order PMDK supports).
+ */
+#ifndef VEMS_LAYOUT_H
+#define VEMS_LAYOUT_H 1
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpmemobj.h>
+
+#define VEMS_LAYOUT_PREFIX "libvems "
+#define VEMS_FORMAT 1u
+#define VEMS_SUPER_MAGIC "VEMSPOOL"
+#define VEMS_BLOCK_MAGIC "VEMSBLK1"
+/* Longest block path that fits the layout name next to the other fields. */
+#define VEMS_BLOCK_PATH_MAX 900u
+/* libpmemobj's pool header signature and where it keeps the layout name. */
+#define VEMS_PMEMOBJ_SIGNATURE "PMEMOBJ"
+#define VEMS_PMEMOBJ_LAYOUT_OFF 4096u
+
+/* libpmemobj type numbers of our allocations (for pmemobj_first/next). */
+enum vems_type {
+	VEMS_TYPE_OBJ = 1,
+	VEMS_TYPE_NAME = 2,
+	VEMS_TYPE_ENTRIES = 3,
+	VEMS_TYPE_DATA = 4,
+};
+
+/*
+ * The superblock (libpmemobj root object). Everything up to `csum` is
+ * written once at create and covered by csum (CRC-32C); the counters after
+ * it change only inside libpmemobj transactions.
+ */
+struct vems_super {
+	char magic[8];
+	uint32_t format;
+	uint32_t page_size;
+	uint8_t uuid[16];
+	uint8_t block_uuid[16];
+	uint64_t pmem_size;	/* file size, 0 for a device */
+	uint64_t extent_size;
+	uint64_t nframes;	/* extent frames in the data area */
+	uint64_t nslots;	/* extent slots in the block file */
+	uint64_t nentries;	/* entry table length */
+	uint64_t block_data_off; /* offset of slot 0 in the block file */
+	PMEMoid entries;	/* struct vems_entry[nentries] */
+	PMEMoid data;		/* nframes * extent_size (+ alignment) */
+	uint64_t data_align;	/* offset of frame 0 within `data` */
+	uint8_t reserved[56];
+	char block_path[VEMS_BLOCK_PATH_MAX + 1];
+	uint8_t pad[3];
+	uint32_t csum;		/* CRC-32C of all bytes before it */
+	/* mutable, transactional */
+	uint64_t next_id;	/* next id handed out by vems_obj_create */
+	uint64_t next_serial;	/* next object serial (never reused) */
+	uint64_t mreserved[6];
+};
+static_assert(offsetof(struct vems_super, entries) == 96, "super layout");
+static_assert(offsetof(struct vems_super, block_path) == 192,
+	      "super layout");
+static_assert(offsetof(struct vems_super, csum) == 1096, "super layout");
+static_assert(sizeof(struct vems_super) == 1164 + 4, "super layout");
+
+/*
+ * An object. `size` is changed by single 8-byte atomic stores (after the
+ * data and entries it covers are durable); the rest only in transactions.
+ */
+struct vems_obj_rec {
+	uint64_t partition;
+	uint64_t id;
+	uint64_t serial;	/* identifies the object's entries */
+	uint64_t size;
+	int64_t ctime_ns;
+	int64_t mtime_ns;
+	uint64_t reserved[2];
+};
+static_assert(sizeof(struct vems_obj_rec) == 64, "obj rec layout");
+static_assert(offsetof(struct vems_obj_rec, size) == 24, "obj rec layout");
+
+/* A name binding; `name` holds len bytes and a NUL. */
+struct vems_name_rec {
+	uint64_t partition;
+	uint64_t id;
+	uint32_t len;
+	uint32_t reserved;
+	char name[];
+};
+static_assert(sizeof(struct vems_name_rec) == 24, "name rec layout");
+
+/* Extent states (vems_entry.state). */
+enum vems_estate {
+	VEMS_ES_PMEM = 1,  /* only in the frame (dirty) */
+	VEMS_ES_BOTH = 2,  /* frame and slot hold the same bytes (clean) */
+	VEMS_ES_BLOCK = 3, /* only in the slot */
+};
+
+/*
+ * One mapped extent. An entry is in use iff serial != 0; the 8-byte store of
+ * serial is the commit point of a new mapping and the store of 0 that of its
+ * removal. The other fields are written and flushed before serial is set, or
+ * changed while in use only in an order where each single store (state) is
+ * the commit point of a transition (see io.c and spill.c).
+ */
+struct vems_entry {
+	uint64_t serial;    /* owning object, 0: free */
+	uint32_t ext_index; /* extent number within the object */
+	uint32_t frame;	    /* valid in PMEM and BOTH */
+	uint32_t slot;	    /* valid in BOTH and BLOCK */
+	uint32_t crc;	    /* CRC-32C of the slot's bytes (BOTH, BLOCK) */
+	uint8_t state;	    /* enum vems_estate */
+	uint8_t reserved[7];
+};
+static_assert(sizeof(struct vems_entry) == 32, "entry layout");
+
+/* The block file's header, in its first 4 KiB. */
+struct vems_block_hdr {
+	char magic[8];
+	uint32_t format;
+	uint32_t hdr_size;
+	uint8_t pool_uuid[16];
+	uint8_t block_uuid[16];
+	uint64_t extent_size;
+	uint64_t nslots;
+	uint64_t data_off;
+	uint8_t reserved[48];
+	uint32_t pad;
+	uint32_t csum; /* CRC-32C of all bytes before it */
+};
+static_assert(sizeof(struct vems_block_hdr) == 128, "block hdr layout");
+#define VEMS_BLOCK_DATA_OFF 4096u
+
+#endif /* VEMS_LAYOUT_H */

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * namespace.c -- persistent flat namespace: path string -> object ID
+ *
+ * Each binding is one libpmemobj allocation of type VEMS_TYPE_NAME holding
+ * the OID and the name; bind, unbind and rename are transactions, so a crash
+ * leaves each of them wholly done or not at all. DRAM keeps a hash table.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vems_internal.h"
+
+static int
+check_name(const char *name, size_t *lenp)
+{
+	if (name == NULL)
+		return vems__fail(-EINVAL, "name is NULL");
+	size_t len = strnlen(name, VEMS_NAME_MAX + 1);
+	if (len == 0)
+		return vems__fail(-EINVAL, "name is empty");
+	if (len > VEMS_NAME_MAX)
+		return vems__fail(-ENAMETOOLONG,
+				  "name is longer than %u bytes",
+				  VEMS_NAME_MAX);
+	*lenp = len;
+	return 0;
+}
+
+static struct vems_name *
+find(struct vems_pool *p, const char *name, size_t len)
+{
+	uint64_t h = vems__hash_str(name, len);
+	for (struct vems_hnode *e = vems__htab_first(&p->names, h); e;
+	     e = vems__htab_next_same(e)) {
+		struct vems_name *n = vems_container_of(e, struct vems_name,
+							node);
+		if (n->rec->len == len && memcmp(n->rec->name, name, len) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+static int
+add_node(struct vems_pool *p, PMEMoid rec_oid)
+{
+	struct vems_name *n = malloc(sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	n->rec_oid = rec_oid;
+	n->rec = pmemobj_direct(rec_oid);
+	vems__htab_insert(&p->names, &n->node,
+			  vems__hash_str(n->rec->name, n->rec->len));
+	p->nnames++;
+	return 0;
+}
+
+static void
+drop_node(struct vems_pool *p, struct vems_name *n)
+{
+	vems__htab_remove(&p->names, &n->node);
+	p->nnames--;
+	free(n);
+}
+
+int
+vems__name_load(struct vems_pool *p, PMEMoid rec_oid)
+{
+	struct vems_name_rec *r = pmemobj_direct(rec_oid);
+	size_t usable = pmemobj_alloc_usable_size(rec_oid);
+	if (usable < sizeof(*r) || r->len == 0 || r->len > VEMS_NAME_MAX ||
+	    usable < sizeof(*r) + r->len + 1 || r->name[r->len] != '\0' ||
+	    strlen(r->name) != r->len)
+		return vems__fail(VEMS_E_CORRUPT, "%s: invalid name record",
+				  p->pmem_path);
+	if (find(p, r->name, r->len))
+		return vems__fail(VEMS_E_CORRUPT, "%s: name \"%.64s\" bound "
+				  "twice", p->pmem_path, r->name);
+	if (add_node(p, rec_oid))
+		return vems__fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+void
+vems__names_fini(struct vems_pool *p)
+{
+	for (size_t i = 0; i < p->names.nbuckets; i++) {
+		struct vems_hnode *e = p->names.buckets[i];
+		while (e) {
+			struct vems_hnode *next = e->next;
+			free(vems_container_of(e, struct vems_name, node));
+			e = next;
+		}
+		p->names.buckets[i] = NULL;
+	}
+	p->names.count = 0;
+	p->nnames = 0;
+}
+
+/* Inside a transaction: allocates a record binding name to oid. */
+static PMEMoid
+tx_new_rec(const char *name, size_t len, const struct vems_oid *oid)
+{
+	PMEMoid o = pmemobj_tx_alloc(sizeof(struct vems_name_rec) + len + 1,
+				     VEMS_TYPE_NAME);
+	struct vems_name_rec *r = pmemobj_direct(o);
+	r->partition = oid->partition;
+	r->id = oid->id;
+	r->len = (uint32_t)len;
+	r->reserved = 0;
+	memcpy(r->name, name, len);
+	r->name[len] = '\0';
+	return o;
+}
+
+int
+vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
+{
+	size_t len;
+	int ret;
+	if (p == NULL)
+		return vems__fail(-EINVAL, "pool is NULL");
+	if ((ret = check_name(name, &len)))
+		return ret;
+	pthread_rwlock_wrlock(&p->meta_lock);
+	if (find(p, name, len)) {
+		ret = vems__fail(-EEXIST, "name \"%.256s\" is bound", name);
+		goto out;
+	}
+	if (vems__obj_find(p, &oid) == NULL) {
+		ret = vems__fail(-ENOENT, "no object %" PRIu64 ".%" PRIu64,
+				 oid.partition, oid.id);
+		goto out;
+	}
+	PMEMoid o = OID_NULL;
+	TX_BEGIN(p->pop)
+	{
+		o = tx_new_rec(name, len, &oid);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "no metadata space for a name: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	if (ret == 0 && add_node(p, o) != 0) {
+		pmemobj_free(&o);
+		ret = vems__fail(-ENOMEM, "out of memory");
+	}
+out:
+	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems_name_lookup(struct vems_pool *p, const char *name, struct vems_oid *oid)
+{
+	size_t len;
+	int ret;
+	if (p == NULL || oid == NULL)
+		return vems__fail(-EINVAL, "pool or oid is NULL");
+	if ((ret = check_name(name, &len)))
+		return ret;
+	pthread_rwlock_rdlock(&p->meta_lock);
+	struct vems_name *n = find(p, name, len);
+	if (n) {
+		oid->partition = n->rec->partition;
+		oid->id = n->rec->id;
+	}
+	pthread_rwlock_unlock(&p->meta_lock);
+	if (n == NULL)
+		return vems__fail(-ENOENT, "no name \"%.256s\"", name);
+	return 0;
+}
+
+int
+vems_name_unbind(struct vems_pool *p, const char *name)
+{
+	size_t len;
+	int ret;
+	if (p == NULL)
+		return vems__fail(-EINVAL, "pool is NULL");
+	if ((ret = check_name(name, &len)))
+		return ret;
+	pthread_rwlock_wrlock(&p->meta_lock);
+	struct vems_name *n = find(p, name, len);
+	if (n == NULL) {
+		ret = vems__fail(-ENOENT, "no name \"%.256s\"", name);
+		goto out;
+	}
+	TX_BEGIN(p->pop)
+	{
+		pmemobj_tx_free(n->rec_oid);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOMEM, "cannot unbind: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	if (ret == 0)
+		drop_node(p, n);
+out:
+	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems_name_rename(struct vems_pool *p, const char *from, const char *to,
+		 struct vems_oid *replaced, int *replaced_any)
+{
+	size_t flen, tlen;
+	int ret;
+	if (p == NULL)
+		return vems__fail(-EINVAL, "pool is NULL");
+	if ((ret = check_name(from, &flen)) || (ret = check_name(to, &tlen)))
+		return ret;
+	if (replaced_any)
+		*replaced_any = 0;
+	pthread_rwlock_wrlock(&p->meta_lock);
+	struct vems_name *f = find(p, from, flen);
+	if (f == NULL) {
+		ret = vems__fail(-ENOENT, "no name \"%.256s\"", from);
+		goto out;
+	}
+	if (flen == tlen && memcmp(from, to, flen) == 0)
+		goto out; /* POSIX rename(2): same name, nothing to do */
+	struct vems_name *t = find(p, to, tlen);
+	struct vems_oid oid = {f->rec->partition, f->rec->id};
+	PMEMoid o = OID_NULL;
+	/* new binding, old binding, replaced binding: one transaction */
+	TX_BEGIN(p->pop)
+	{
+		o = tx_new_rec(to, tlen, &oid);
+		pmemobj_tx_free(f->rec_oid);
+		if (t)
+			pmemobj_tx_free(t->rec_oid);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "no metadata space to rename: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	if (ret)
+		goto out;
+	if (t) {
+		if (replaced) {
+			replaced->partition = t->rec->partition;
+			replaced->id = t->rec->id;
+		}
+		if (replaced_any)
+			*replaced_any = 1;
+		/* t->rec is freed memory now; its OID was read above */
+		drop_node(p, t);
+	}
+	drop_node(p, f);
+	if (add_node(p, o)) {
+		/* the binding is durable; only DRAM failed: reload names */
+		ret = vems__fail(-ENOMEM, "out of memory after rename");
+	}
+out:
+	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems__names_unbind_oid_tx(struct vems_pool *p, const struct vems_oid *oid)
+{
+	for (size_t i = 0; i < p->names.nbuckets; i++)
+		for (struct vems_hnode *e = p->names.buckets[i]; e;
+		     e = e->next) {
+			struct vems_name *n =
+				vems_container_of(e, struct vems_name, node);
+			if (n->rec->partition == oid->partition &&
+			    n->rec->id == oid->id)
+				pmemobj_tx_free(n->rec_oid);
+		}
+	return 0;
+}
+
+void
+vems__names_drop_oid(struct vems_pool *p, const struct vems_oid *oid)
+{
+	for (size_t i = 0; i < p->names.nbuckets; i++) {
+		struct vems_hnode *e = p->names.buckets[i];
+		while (e) {
+			struct vems_hnode *next = e->next;
+			struct vems_name *n =
+				vems_container_of(e, struct vems_name, node);
+			if (n->rec->partition == oid->partition &&
+			    n->rec->id == oid->id)
+				drop_node(p, n);
+			e = next;
+		}
+	}
+}
+
+struct nent {
+	char *name;
+	struct vems_oid oid;
+};
+
+static int
+nent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct nent *)a)->name,
+		      ((const struct nent *)b)->name);
+}
+
+int
+vems_name_list(struct vems_pool *p, const char *prefix, vems_name_fn fn,
+	       void *arg)
+{
+	if (p == NULL || fn == NULL)
+		return vems__fail(-EINVAL, "vems_name_list: NULL argument");
+	size_t plen = prefix ? strlen(prefix) : 0;
+	int ret = 0;
+	pthread_rwlock_rdlock(&p->meta_lock);
+	size_t n = 0;
+	struct nent *v = malloc((p->nnames ? p->nnames : 1) * sizeof(*v));
+	if (v == NULL) {
+		pthread_rwlock_unlock(&p->meta_lock);
+		return vems__fail(-ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < p->names.nbuckets && ret == 0; i++)
+		for (struct vems_hnode *e = p->names.buckets[i]; e;
+		     e = e->next) {
+			struct vems_name *nm =
+				vems_container_of(e, struct vems_name, node);
+			if (nm->rec->len < plen ||
+			    memcmp(nm->rec->name, prefix, plen) != 0)
+				continue;
+			v[n].name = strdup(nm->rec->name);
+			if (v[n].name == NULL) {
+				ret = vems__fail(-ENOMEM, "out of memory");
+				break;
+			}
+			v[n].oid.partition = nm->rec->partition;
+			v[n].oid.id = nm->rec->id;
+			n++;
+		}
+	pthread_rwlock_unlock(&p->meta_lock);
+	/* callbacks run unlocked, so they may call back into the pool */
+	qsort(v, n, sizeof(*v), nent_cmp);
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = fn(v[i].name, &v[i].oid, arg);
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return ret;
+}

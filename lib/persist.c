@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * persist.c -- every flush and fence libvems issues goes through here
+ *
+ * Two regimes, chosen once at open (pool->is_pmem, from pmem_is_pmem() of
+ * the mapping): real persistent memory (or PMEM_IS_PMEM_FORCE=1), where
+ * durability is a cache write-back plus a fence, and a mapping of an
+ * ordinary file, where only msync() makes stores durable. Only libpmem's
+ * exported calls are used, never intrinsics, so that a library interposed
+ * on libpmem sees every persistence action (DESIGN.md, rule 5).
+ *
+ * On the msync path each call is durable when it returns, so "drain" has
+ * nothing left to do; callers write the same code for both regimes.
+ */
+
+#include <errno.h>
+#include <string.h>
+
+#include <libpmem.h>
+
+#include "vems_internal.h"
+
+static int
+msync_range(const void *addr, size_t len)
+{
+	if (pmem_msync(addr, len) != 0)
+		return vems__fail(-EIO, "msync of pmem range failed: %s",
+				  strerror(errno));
+	return 0;
+}
+
+int
+vems__pmem_copy(struct vems_pool *p, void *dst, const void *src, size_t len)
+{
+	if (p->is_pmem) {
+		/* non-temporal for large copies, write-back queued; the
+		 * caller's vems__pmem_drain() orders it before what follows */
+		pmem_memcpy(dst, src, len, PMEM_F_MEM_NODRAIN);
+		return 0;
+	}
+	memcpy(dst, src, len);
+	return msync_range(dst, len);
+}
+
+int
+vems__pmem_zero(struct vems_pool *p, void *dst, size_t len)
+{
+	if (p->is_pmem) {
+		pmem_memset(dst, 0, len, PMEM_F_MEM_NODRAIN);
+		return 0;
+	}
+	memset(dst, 0, len);
+	return msync_range(dst, len);
+}
+
+int
+vems__pmem_flush(struct vems_pool *p, const void *addr, size_t len)
+{
+	if (p->is_pmem) {
+		pmem_flush(addr, len);
+		return 0;
+	}
+	return msync_range(addr, len);
+}
+
+void
+vems__pmem_drain(struct vems_pool *p)
+{
+	/* orders every flush/NT store above before any later store */
+	if (p->is_pmem)
+		pmem_drain();
+}
+
+int
+vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v)
+{
+	/*
+	 * An aligned 8-byte store is failure-atomic on x86 persistent memory:
+	 * after a crash the old or the new value is there, never a mix. The
+	 * relaxed atomic keeps the compiler from splitting it.
+	 */
+	atomic_store_explicit((_Atomic uint64_t *)dst, v, memory_order_relaxed);
+	return vems__pmem_flush(p, dst, sizeof(*dst));
+}
+
+int
+vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v)
+{
+	atomic_store_explicit((_Atomic uint8_t *)dst, v, memory_order_relaxed);
+	return vems__pmem_flush(p, dst, sizeof(*dst));
+}

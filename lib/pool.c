@@ -1,0 +1,953 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pool.c -- creating, opening, validating and closing a pool
+ *
+ * Open checks everything it can before libpmemobj touches the file: a
+ * failing pmemobj_open() may already have written to it (seen with a
+ * truncated pool), and a bad input must change nothing on media. So the
+ * pool's size, format, UUID and block path live in the layout name, which
+ * libpmemobj keeps in plain text at a fixed offset, and are checked with
+ * plain reads (the block file's header included) first.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpmem.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vems_internal.h"
+
+#define MIB (UINT64_C(1) << 20)
+/* libpmemobj's own space: lanes and headers (~4 MiB), plus per zone. */
+#define OBJ_BASE_OVERHEAD (5 * MIB)
+#define OBJ_ZONE_BYTES (UINT64_C(16) << 30)
+#define OBJ_ZONE_OVERHEAD (MIB)
+
+/* --- free lists ---------------------------------------------------- */
+
+int
+vems__fl_init(struct vems_freelist *fl, uint32_t cap)
+{
+	fl->v = malloc((cap ? cap : 1) * sizeof(uint32_t));
+	fl->n = 0;
+	fl->cap = cap;
+	return fl->v ? 0 : -ENOMEM;
+}
+
+void
+vems__fl_fini(struct vems_freelist *fl)
+{
+	free(fl->v);
+	fl->v = NULL;
+	fl->n = fl->cap = 0;
+}
+
+void
+vems__fl_push(struct vems_freelist *fl, uint32_t v)
+{
+	/* capacity is the resource's count, so a push never overflows */
+	fl->v[fl->n++] = v;
+}
+
+bool
+vems__fl_pop(struct vems_freelist *fl, uint32_t *v)
+{
+	if (fl->n == 0)
+		return false;
+	*v = fl->v[--fl->n];
+	return true;
+}
+
+/* --- in-process registry of open pools ----------------------------- */
+
+/*
+ * The OFD lock below already stops a second open in this process, but a
+ * failed attempt would close() its fd, and closing any fd of a file drops
+ * the process's classic POSIX locks on it -- the one that advertises our
+ * pid. So same-process attempts are refused here, before any open().
+ */
+struct reg {
+	dev_t dev;
+	ino_t ino;
+	struct reg *next;
+};
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg *reg_head;
+
+static int
+reg_add(const struct stat *st, const char *path)
+{
+	int ret = 0;
+	pthread_mutex_lock(&reg_lock);
+	for (struct reg *r = reg_head; r; r = r->next)
+		if (r->dev == st->st_dev && r->ino == st->st_ino) {
+			ret = vems__fail(-EBUSY,
+					 "pool %s is already open in this "
+					 "process (pid %d)",
+					 path, (int)getpid());
+			goto out;
+		}
+	struct reg *r = malloc(sizeof(*r));
+	if (r == NULL) {
+		ret = vems__fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	r->dev = st->st_dev;
+	r->ino = st->st_ino;
+	r->next = reg_head;
+	reg_head = r;
+out:
+	pthread_mutex_unlock(&reg_lock);
+	return ret;
+}
+
+static void
+reg_del(dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (struct reg **pp = &reg_head; *pp; pp = &(*pp)->next)
+		if ((*pp)->dev == dev && (*pp)->ino == ino) {
+			struct reg *r = *pp;
+			*pp = r->next;
+			free(r);
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* --- ownership lock ------------------------------------------------ */
+
+/*
+ * Byte 0 of the pmem file carries an OFD write lock: it is what excludes
+ * other openers, and it survives unrelated close()s (libpmemobj opens and
+ * closes the file itself). Byte 1 carries a classic POSIX lock whose only
+ * job is to let F_GETLK tell a refused opener the holder's pid.
+ */
+static int
+lock_owner(int fd, const char *path)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			   .l_start = 0, .l_len = 1};
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES)
+		return vems__fail(-errno, "cannot lock %s: %s", path,
+				  strerror(errno));
+	struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			  .l_start = 1, .l_len = 1};
+	if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
+		return vems__fail(-EBUSY, "pool %s is open in process %d",
+				  path, (int)q.l_pid);
+	return vems__fail(-EBUSY, "pool %s is open in another process", path);
+}
+
+static void
+advertise_pid(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			   .l_start = 1, .l_len = 1};
+	(void)fcntl(fd, F_SETLK, &fl); /* best effort: only for messages */
+}
+
+/* --- layout name --------------------------------------------------- */
+
+struct layout_info {
+	unsigned fmt;
+	uint64_t size;
+	uint8_t uuid[16];
+	char block[VEMS_BLOCK_PATH_MAX + 1];
+};
+
+static void
+hex16(char out[33], const uint8_t u[16])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", u[i]);
+}
+
+static int
+unhex16(uint8_t u[16], const char *s)
+{
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		u[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void
+make_layout(char *out, size_t outlen, uint64_t size, const uint8_t uuid[16],
+	    const char *block)
+{
+	char u[33];
+	hex16(u, uuid);
+	snprintf(out, outlen, VEMS_LAYOUT_PREFIX "fmt=%u size=%" PRIu64
+		 " uuid=%s block=%s",
+		 VEMS_FORMAT, size, u, block);
+}
+
+/* Reads and parses the layout name with plain I/O, libpmemobj untouched. */
+static int
+read_layout(int fd, const char *path, char raw[PMEMOBJ_MAX_LAYOUT],
+	    struct layout_info *li)
+{
+	char sig[8];
+	if (pread(fd, sig, sizeof(sig), 0) != (ssize_t)sizeof(sig) ||
+	    memcmp(sig, VEMS_PMEMOBJ_SIGNATURE, 8) != 0)
+		return vems__fail(VEMS_E_NOTPOOL,
+				  "%s is not a libvems pool (no pool header)",
+				  path);
+	ssize_t n = pread(fd, raw, PMEMOBJ_MAX_LAYOUT, VEMS_PMEMOBJ_LAYOUT_OFF);
+	if (n != (ssize_t)PMEMOBJ_MAX_LAYOUT)
+		return vems__fail(VEMS_E_NOTPOOL, "%s: too short for a pool",
+				  path);
+	raw[PMEMOBJ_MAX_LAYOUT - 1] = '\0';
+	if (strncmp(raw, VEMS_LAYOUT_PREFIX, strlen(VEMS_LAYOUT_PREFIX)) != 0)
+		return vems__fail(VEMS_E_NOTPOOL,
+				  "%s is a libpmemobj pool of layout \"%.64s\", "
+				  "not a libvems pool",
+				  path, raw);
+	char u[33];
+	int off = 0;
+	if (sscanf(raw, VEMS_LAYOUT_PREFIX "fmt=%u", &li->fmt) != 1)
+		return vems__fail(VEMS_E_CORRUPT, "%s: unreadable layout name",
+				  path);
+	if (li->fmt != VEMS_FORMAT)
+		return vems__fail(VEMS_E_VERSION,
+				  "%s has pool format %u, this library (%s) "
+				  "reads format %u",
+				  path, li->fmt, vems_version(), VEMS_FORMAT);
+	if (sscanf(raw, VEMS_LAYOUT_PREFIX "fmt=%u size=%" SCNu64
+		   " uuid=%32[0-9a-f] block=%n",
+		   &li->fmt, &li->size, u, &off) != 3 ||
+	    off == 0 || strlen(u) != 32 || unhex16(li->uuid, u) != 0 ||
+	    strlen(raw + off) > VEMS_BLOCK_PATH_MAX || raw[off] == '\0')
+		return vems__fail(VEMS_E_CORRUPT, "%s: unreadable layout name",
+				  path);
+	strcpy(li->block, raw + off);
+	return 0;
+}
+
+/* --- DRAM state ---------------------------------------------------- */
+
+static struct vems_pool *
+pool_alloc(void)
+{
+	struct vems_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->lock_fd = p->block_fd = -1;
+	pthread_rwlock_init(&p->meta_lock, NULL);
+	pthread_mutex_init(&p->alloc_lock, NULL);
+	if (vems__htab_init(&p->objects, 64) || vems__htab_init(&p->names, 64)) {
+		vems__htab_fini(&p->objects);
+		vems__htab_fini(&p->names);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void
+pool_free(struct vems_pool *p)
+{
+	while (p->handles) {
+		struct vems_obj *h = p->handles;
+		p->handles = h->next;
+		free(h);
+	}
+	for (size_t i = 0; i < p->objects.nbuckets; i++) {
+		struct vems_hnode *e = p->objects.buckets[i];
+		while (e) {
+			struct vems_hnode *next = e->next;
+			vems__obj_free_node(
+				vems_container_of(e, struct vems_objnode, by_oid));
+			e = next;
+		}
+	}
+	vems__htab_fini(&p->objects);
+	vems__names_fini(p);
+	vems__htab_fini(&p->names);
+	vems__fl_fini(&p->free_frames);
+	vems__fl_fini(&p->free_entries);
+	vems__fl_fini(&p->free_slots);
+	if (p->pop)
+		pmemobj_close(p->pop);
+	if (p->block_fd >= 0)
+		close(p->block_fd);
+	if (p->lock_fd >= 0) {
+		struct stat st;
+		if (fstat(p->lock_fd, &st) == 0)
+			reg_del(st.st_dev, st.st_ino);
+		close(p->lock_fd);
+	}
+	pthread_rwlock_destroy(&p->meta_lock);
+	pthread_mutex_destroy(&p->alloc_lock);
+	free(p->pmem_path);
+	free(p->block_path);
+	free(p);
+}
+
+/* Points the DRAM handle at the pool's structures; decides persistence. */
+static int
+attach(struct vems_pool *p)
+{
+	struct vems_super *sb = p->sb;
+	p->extent_size = sb->extent_size;
+	p->extent_shift = (unsigned)__builtin_ctzll(sb->extent_size);
+	p->nframes = (uint32_t)sb->nframes;
+	p->nslots = (uint32_t)sb->nslots;
+	p->nentries = (uint32_t)sb->nentries;
+	p->entries = pmemobj_direct(sb->entries);
+	p->frames = (uint8_t *)pmemobj_direct(sb->data) + sb->data_align;
+	/*
+	 * Decided once: real pmem (or PMEM_IS_PMEM_FORCE) is flushed with
+	 * cache write-back + fence, anything else with msync.
+	 */
+	p->is_pmem = pmem_is_pmem(p->frames,
+				  (size_t)p->nframes * p->extent_size) != 0;
+	if (!p->is_pmem) {
+		/*
+		 * An msync writes back whole folios; with the kernel's large
+		 * folios a 4 KiB durable write costs ~2 MiB of write-back.
+		 * MADV_RANDOM keeps page-sized folios for the data area.
+		 */
+		uintptr_t a = (uintptr_t)p->frames & ~(uintptr_t)4095;
+		(void)madvise((void *)a,
+			      (size_t)p->nframes * p->extent_size, MADV_RANDOM);
+	}
+	p->block_io = "buffered+fdatasync";
+	return 0;
+}
+
+static int
+check_super(struct vems_pool *p, const struct layout_info *li)
+{
+	struct vems_super *sb = p->sb;
+	const char *path = p->pmem_path;
+	if (pmemobj_root_size(p->pop) < sizeof(*sb) ||
+	    memcmp(sb->magic, VEMS_SUPER_MAGIC, 8) != 0)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: no superblock (creation interrupted?)",
+				  path);
+	if (sb->csum != vems__crc32c(sb, offsetof(struct vems_super, csum)))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: superblock checksum mismatch", path);
+	if (sb->format != VEMS_FORMAT)
+		return vems__fail(VEMS_E_VERSION, "%s: superblock format %u",
+				  path, sb->format);
+	if (memcmp(sb->uuid, li->uuid, 16) != 0 ||
+	    (li->size != 0 && sb->pmem_size != li->size))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: superblock and layout name disagree",
+				  path);
+	uint64_t es = sb->extent_size;
+	if (sb->page_size != VEMS_PAGE_SIZE || es < VEMS_PAGE_SIZE ||
+	    (es & (es - 1)) || es > (UINT64_C(2) << 20) ||
+	    sb->nframes == 0 || sb->nframes >= UINT32_MAX ||
+	    sb->nslots >= UINT32_MAX ||
+	    sb->nentries < sb->nframes + sb->nslots ||
+	    sb->nentries >= UINT32_MAX)
+		return vems__fail(VEMS_E_CORRUPT, "%s: superblock geometry is "
+				  "invalid", path);
+	if (pmemobj_type_num(sb->entries) != VEMS_TYPE_ENTRIES ||
+	    pmemobj_alloc_usable_size(sb->entries) <
+		    sb->nentries * sizeof(struct vems_entry) ||
+	    pmemobj_type_num(sb->data) != VEMS_TYPE_DATA ||
+	    pmemobj_alloc_usable_size(sb->data) <
+		    sb->data_align + sb->nframes * es)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: entry table or data area missing or "
+				  "too small",
+				  path);
+	return 0;
+}
+
+/* Rebuilds every DRAM structure from pmem; frees orphaned entries. */
+static int
+rebuild(struct vems_pool *p)
+{
+	struct vems_htab by_serial;
+	int ret;
+	PMEMoid o;
+
+	if ((ret = vems__fl_init(&p->free_frames, p->nframes)) ||
+	    (ret = vems__fl_init(&p->free_entries, p->nentries)) ||
+	    (ret = vems__fl_init(&p->free_slots, p->nslots)))
+		return vems__fail(ret, "out of memory");
+	if (vems__htab_init(&by_serial, 64))
+		return vems__fail(-ENOMEM, "out of memory");
+
+	POBJ_FOREACH(p->pop, o)
+	{
+		uint64_t t = pmemobj_type_num(o);
+		if (t == VEMS_TYPE_OBJ)
+			ret = vems__obj_load(p, o);
+		else if (t == VEMS_TYPE_NAME)
+			ret = vems__name_load(p, o);
+		else if (t == VEMS_TYPE_ENTRIES || t == VEMS_TYPE_DATA)
+			ret = 0;
+		else
+			ret = vems__fail(VEMS_E_CORRUPT,
+					 "%s: unknown record type %" PRIu64,
+					 p->pmem_path, t);
+		if (ret)
+			goto out;
+	}
+	for (size_t i = 0; i < p->objects.nbuckets; i++)
+		for (struct vems_hnode *e = p->objects.buckets[i]; e;
+		     e = e->next) {
+			struct vems_objnode *n = vems_container_of(
+				e, struct vems_objnode, by_oid);
+			struct vems_hnode *s = malloc(sizeof(*s) + sizeof(n));
+			if (s == NULL) {
+				ret = vems__fail(-ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(s + 1, &n, sizeof(n));
+			vems__htab_insert(&by_serial, s, n->serial);
+		}
+
+	uint8_t *frame_used = calloc(p->nframes, 1);
+	uint8_t *slot_used = calloc(p->nslots ? p->nslots : 1, 1);
+	if (frame_used == NULL || slot_used == NULL) {
+		free(frame_used);
+		free(slot_used);
+		ret = vems__fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	bool orphans = false;
+	for (uint32_t i = p->nentries; i-- > 0;) {
+		struct vems_entry *e = &p->entries[i];
+		if (e->serial == 0) {
+			vems__fl_push(&p->free_entries, i);
+			continue;
+		}
+		struct vems_hnode *s = vems__htab_first(&by_serial, e->serial);
+		struct vems_objnode *n = NULL;
+		if (s)
+			memcpy(&n, s + 1, sizeof(n));
+		uint64_t next = n ? (n->rec->size + p->extent_size - 1) >>
+					    p->extent_shift
+				  : 0;
+		if (n == NULL || e->ext_index >= next) {
+			/*
+			 * An extent of a removed object, or past the end of a
+			 * truncated one, or of a write that never returned:
+			 * nothing can reach it, free it for good.
+			 */
+			if ((ret = vems__pmem_store64(p, &e->serial, 0)))
+				break;
+			orphans = true;
+			vems__fl_push(&p->free_entries, i);
+			continue;
+		}
+		bool in_pmem = e->state == VEMS_ES_PMEM ||
+			       e->state == VEMS_ES_BOTH;
+		bool in_block = e->state == VEMS_ES_BOTH ||
+				e->state == VEMS_ES_BLOCK;
+		if (!in_pmem && !in_block) {
+			ret = vems__fail(VEMS_E_CORRUPT,
+					 "%s: entry %u has invalid state %u",
+					 p->pmem_path, i, e->state);
+			break;
+		}
+		if ((in_pmem && (e->frame >= p->nframes ||
+				 frame_used[e->frame]++)) ||
+		    (in_block && (e->slot >= p->nslots ||
+				  slot_used[e->slot]++))) {
+			ret = vems__fail(VEMS_E_CORRUPT,
+					 "%s: entry %u points at a frame or "
+					 "slot out of range or already used",
+					 p->pmem_path, i);
+			break;
+		}
+		if (vems__xidx_get(&n->idx, e->ext_index) != UINT32_MAX) {
+			ret = vems__fail(VEMS_E_CORRUPT,
+					 "%s: extent %u of object %" PRIu64
+					 ".%" PRIu64 " is mapped twice",
+					 p->pmem_path, e->ext_index,
+					 n->oid.partition, n->oid.id);
+			break;
+		}
+		if (vems__xidx_put(&n->idx, e->ext_index, i)) {
+			ret = vems__fail(-ENOMEM, "out of memory");
+			break;
+		}
+		n->nstate[e->state]++;
+		atomic_fetch_add(&p->st.nstate[e->state], 1);
+	}
+	if (orphans)
+		vems__pmem_drain(p); /* the frees above, before any reuse */
+	for (uint32_t f = p->nframes; ret == 0 && f-- > 0;)
+		if (!frame_used[f])
+			vems__fl_push(&p->free_frames, f);
+	for (uint32_t s = p->nslots; ret == 0 && s-- > 0;)
+		if (!slot_used[s])
+			vems__fl_push(&p->free_slots, s);
+	free(frame_used);
+	free(slot_used);
+out:
+	for (size_t i = 0; i < by_serial.nbuckets; i++) {
+		struct vems_hnode *e = by_serial.buckets[i];
+		while (e) {
+			struct vems_hnode *next = e->next;
+			free(e);
+			e = next;
+		}
+	}
+	vems__htab_fini(&by_serial);
+	return ret;
+}
+
+static int
+dup_paths(struct vems_pool *p, const char *pmem, const char *block)
+{
+	p->pmem_path = strdup(pmem);
+	p->block_path = strdup(block);
+	if (p->pmem_path == NULL || p->block_path == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Opens the pmem file, refuses a second owner, returns the locked fd. */
+static int
+open_locked(const char *path, int oflags, struct stat *st, int *fdp)
+{
+	memset(st, 0, sizeof(*st));
+	if (stat(path, st) == 0) {
+		int ret = reg_add(st, path);
+		if (ret)
+			return ret;
+	} else if (!(oflags & O_CREAT)) {
+		return vems__fail(-errno, "cannot open pool %s: %s", path,
+				  strerror(errno));
+	}
+	int fd = open(path, O_RDWR | O_CLOEXEC | oflags, 0600);
+	if (fd < 0) {
+		int err = errno;
+		if (!(oflags & O_CREAT) || err != EEXIST)
+			reg_del(st->st_dev, st->st_ino);
+		return vems__fail(-err, "cannot open pool %s: %s", path,
+				  strerror(err));
+	}
+	struct stat st2;
+	if (fstat(fd, &st2) == 0 &&
+	    (st2.st_dev != st->st_dev || st2.st_ino != st->st_ino)) {
+		/* created just now (or replaced): register the real file */
+		int ret = reg_add(&st2, path);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+		*st = st2;
+	}
+	int ret = lock_owner(fd, path);
+	if (ret) {
+		reg_del(st->st_dev, st->st_ino);
+		close(fd);
+		return ret;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/* --- create --------------------------------------------------------- */
+
+static int
+abs_path(const char *in, char *out, size_t outlen)
+{
+	if (in[0] == '/') {
+		if (strlen(in) >= outlen)
+			return -ENAMETOOLONG;
+		strcpy(out, in);
+		return 0;
+	}
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -errno;
+	if ((size_t)snprintf(out, outlen, "%s/%s", cwd, in) >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int
+create_layout(struct vems_pool *p, const struct vems_config *cfg,
+	      uint64_t pmem_size, const char *block_path, uint8_t uuid[16],
+	      uint8_t buuid[16], uint64_t nslots)
+{
+	PMEMobjpool *pop = p->pop;
+	uint64_t es = cfg->extent_size;
+	uint64_t nframes_max = pmem_size / es;
+	uint64_t nentries = nframes_max + nslots;
+	if (nentries >= UINT32_MAX)
+		return vems__fail(-EFBIG,
+				  "%llu extents of %llu bytes are more than a "
+				  "pool can map; use a larger extent size",
+				  (unsigned long long)nentries,
+				  (unsigned long long)es);
+	uint64_t ent_bytes = nentries * sizeof(struct vems_entry);
+	uint64_t zones = (pmem_size + OBJ_ZONE_BYTES - 1) / OBJ_ZONE_BYTES;
+	uint64_t reserve = pmem_size / 32 > MIB ? pmem_size / 32 : MIB;
+	uint64_t overhead = OBJ_BASE_OVERHEAD + zones * OBJ_ZONE_OVERHEAD +
+			    ent_bytes + reserve + es;
+	if (pmem_size <= overhead + es)
+		return vems__fail(-ENOSPC,
+				  "pmem size %llu is too small for the "
+				  "metadata of this geometry (%llu bytes)",
+				  (unsigned long long)pmem_size,
+				  (unsigned long long)overhead);
+	uint64_t nframes = (pmem_size - overhead) / es;
+
+	PMEMoid root = pmemobj_root(pop, sizeof(struct vems_super));
+	if (OID_IS_NULL(root))
+		return vems__fail(-ENOSPC, "cannot allocate superblock: %s",
+				  pmemobj_errormsg());
+	struct vems_super *sb = pmemobj_direct(root);
+	p->sb = sb;
+	/* zeroed entries: every entry starts free (serial 0) */
+	if (pmemobj_zalloc(pop, &sb->entries, ent_bytes, VEMS_TYPE_ENTRIES))
+		return vems__fail(-ENOSPC, "cannot allocate entry table: %s",
+				  pmemobj_errormsg());
+	/* the data area needs no zeroing: no byte of a frame is read
+	 * before it was written */
+	for (;;) {
+		uint64_t bytes = nframes * es + es;
+		if (bytes <= PMEMOBJ_MAX_ALLOC_SIZE &&
+		    pmemobj_alloc(pop, &sb->data, bytes, VEMS_TYPE_DATA, NULL,
+				  NULL) == 0)
+			break;
+		uint64_t step = nframes / 16 ? nframes / 16 : 1;
+		if (nframes <= step)
+			return vems__fail(-ENOSPC,
+					  "pmem size %llu is too small for "
+					  "the metadata of this geometry",
+					  (unsigned long long)pmem_size);
+		nframes -= step;
+	}
+	uintptr_t d = (uintptr_t)pmemobj_direct(sb->data);
+	uint64_t align = ((d + es - 1) & ~(uintptr_t)(es - 1)) - d;
+
+	/* the superblock is complete (magic and checksum) in one step */
+	int ret = 0;
+	TX_BEGIN(pop)
+	{
+		pmemobj_tx_add_range(root, 0, sizeof(*sb));
+		memcpy(sb->magic, VEMS_SUPER_MAGIC, 8);
+		sb->format = VEMS_FORMAT;
+		sb->page_size = VEMS_PAGE_SIZE;
+		memcpy(sb->uuid, uuid, 16);
+		memcpy(sb->block_uuid, buuid, 16);
+		sb->pmem_size = pmem_size;
+		sb->extent_size = es;
+		sb->nframes = nframes;
+		sb->nslots = nslots;
+		sb->nentries = nentries;
+		sb->block_data_off = VEMS_BLOCK_DATA_OFF;
+		sb->data_align = align;
+		memset(sb->block_path, 0, sizeof(sb->block_path));
+		strcpy(sb->block_path, block_path);
+		sb->csum = vems__crc32c(sb, offsetof(struct vems_super, csum));
+		sb->next_id = 1;
+		sb->next_serial = 1;
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "cannot write superblock: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
+int
+vems_pool_create(struct vems_pool **poolp, const char *path,
+		 const struct vems_config *ucfg)
+{
+	struct vems_config cfg;
+	char block_path[PATH_MAX];
+	int ret;
+
+	if (poolp == NULL || path == NULL || path[0] == '\0')
+		return vems__fail(-EINVAL, "vems_pool_create: pool or path is "
+				  "NULL or empty");
+	*poolp = NULL;
+	if (ucfg)
+		cfg = *ucfg;
+	else
+		vems__config_defaults(&cfg);
+
+	/* the pmem file: new, an empty file, or a device (used whole) */
+	struct stat st;
+	bool exists = stat(path, &st) == 0;
+	bool is_dev = exists && S_ISCHR(st.st_mode);
+	if (exists && !is_dev && st.st_size != 0)
+		return vems__fail(-EEXIST,
+				  "%s exists and is not empty; refusing to "
+				  "overwrite it",
+				  path);
+	if (!is_dev && cfg.pmem_size == 0)
+		return vems__fail(-EINVAL, "pmem size not set for %s", path);
+	if (!is_dev && cfg.pmem_size < VEMS_PMEM_MIN_SIZE)
+		return vems__fail(-EINVAL, "pmem size %llu below the minimum "
+				  "%llu", (unsigned long long)cfg.pmem_size,
+				  (unsigned long long)VEMS_PMEM_MIN_SIZE);
+
+	const char *bp = cfg.block_path;
+	char defbp[PATH_MAX];
+	if (bp == NULL) {
+		if ((size_t)snprintf(defbp, sizeof(defbp), "%s.blk", path) >=
+		    sizeof(defbp))
+			return vems__fail(-ENAMETOOLONG, "path too long");
+		bp = defbp;
+	}
+	if ((ret = abs_path(bp, block_path, sizeof(block_path))) != 0 ||
+	    strlen(block_path) > VEMS_BLOCK_PATH_MAX)
+		return vems__fail(-ENAMETOOLONG,
+				  "block path %s: its absolute form must be at "
+				  "most %u bytes",
+				  bp, VEMS_BLOCK_PATH_MAX);
+	struct stat bst;
+	if (stat(block_path, &bst) == 0 && !S_ISBLK(bst.st_mode))
+		return vems__fail(-EEXIST, "block file %s already exists",
+				  block_path);
+
+	struct vems_pool *p = pool_alloc();
+	if (p == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+	bool made_pmem = false, made_block = false;
+	if ((ret = dup_paths(p, path, block_path)))
+		goto fail;
+	if ((ret = open_locked(path, exists ? 0 : O_CREAT | O_EXCL, &st,
+			       &p->lock_fd)))
+		goto fail;
+	made_pmem = !exists;
+
+	uint64_t pmem_size = is_dev ? 0 : cfg.pmem_size;
+	uint64_t eff_size = pmem_size;
+	if (is_dev) {
+		/* a device-dax node: its size is what pmem_map_file sees */
+		size_t mlen;
+		void *m = pmem_map_file(path, 0, 0, 0, &mlen, NULL);
+		if (m == NULL) {
+			ret = vems__fail(-errno, "cannot map %s: %s", path,
+					 pmem_errormsg());
+			goto fail;
+		}
+		pmem_unmap(m, mlen);
+		eff_size = mlen;
+	} else if (ftruncate(p->lock_fd, (off_t)pmem_size) != 0) {
+		ret = vems__fail(-errno, "cannot size %s: %s", path,
+				 strerror(errno));
+		goto fail;
+	}
+	uint64_t bsize = cfg.block_size ? cfg.block_size : 8 * eff_size;
+	uint64_t nslots = bsize / cfg.extent_size;
+	if (nslots == 0) {
+		ret = vems__fail(-EINVAL, "block size holds no extent");
+		goto fail;
+	}
+
+	uint8_t uuid[16], buuid[16];
+	if (getrandom(uuid, 16, 0) != 16 || getrandom(buuid, 16, 0) != 16) {
+		ret = vems__fail(-EIO, "getrandom failed");
+		goto fail;
+	}
+	uuid[6] = (uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	uuid[8] = (uuid[8] & 0x3f) | 0x80;
+	buuid[6] = (buuid[6] & 0x0f) | 0x40;
+	buuid[8] = (buuid[8] & 0x3f) | 0x80;
+
+	char layout[PMEMOBJ_MAX_LAYOUT];
+	make_layout(layout, sizeof(layout), pmem_size, uuid, block_path);
+	p->pop = pmemobj_create(path, layout, 0, 0600);
+	if (p->pop == NULL) {
+		ret = vems__fail(errno == ENOMEM ? -ENOSPC : -errno,
+				 "cannot create pool in %s: %s", path,
+				 pmemobj_errormsg());
+		goto fail;
+	}
+	advertise_pid(p->lock_fd);
+	if ((ret = create_layout(p, &cfg, eff_size, block_path, uuid, buuid,
+				 nslots)))
+		goto fail;
+	/*
+	 * The block file last: an interrupted create leaves a pmem file
+	 * with a superblock but no block file, which open reports clearly.
+	 */
+	if ((ret = vems__block_create(block_path, nslots, cfg.extent_size,
+				      uuid, buuid, &p->block_fd)))
+		goto fail;
+	made_block = true;
+	if ((ret = attach(p)) || (ret = rebuild(p)))
+		goto fail;
+	*poolp = p;
+	return 0;
+fail:
+	pool_free(p);
+	if (made_pmem)
+		unlink(path);
+	else if (exists && !is_dev)
+		(void)truncate(path, 0);
+	if (made_block)
+		unlink(block_path);
+	return ret;
+}
+
+/* --- open / close ---------------------------------------------------- */
+
+int
+vems_pool_open(struct vems_pool **poolp, const char *path,
+	       const struct vems_config *cfg)
+{
+	int ret;
+	if (poolp == NULL || path == NULL || path[0] == '\0')
+		return vems__fail(-EINVAL, "vems_pool_open: pool or path is "
+				  "NULL or empty");
+	*poolp = NULL;
+	struct vems_pool *p = pool_alloc();
+	if (p == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+
+	struct stat st;
+	if ((ret = open_locked(path, 0, &st, &p->lock_fd)))
+		goto fail;
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		ret = vems__fail(VEMS_E_NOTPOOL, "%s is not a file", path);
+		goto fail;
+	}
+	char layout[PMEMOBJ_MAX_LAYOUT];
+	struct layout_info li;
+	if ((ret = read_layout(p->lock_fd, path, layout, &li)))
+		goto fail;
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size != li.size) {
+		ret = vems__fail(VEMS_E_NOTPOOL,
+				 "pool file %s is %llu bytes, its header says "
+				 "%llu: truncated or damaged",
+				 path, (unsigned long long)st.st_size,
+				 (unsigned long long)li.size);
+		goto fail;
+	}
+	const char *bp = cfg && cfg->block_path ? cfg->block_path : li.block;
+	if ((ret = dup_paths(p, path, bp)))
+		goto fail;
+
+	/*
+	 * The block file's header names this pool's UUID; checking it now,
+	 * before pmemobj_open, keeps a wrong pairing from touching either
+	 * file. The geometry is checked again against the superblock below.
+	 */
+	{
+		struct vems_block_hdr h;
+		int bfd = open(bp, O_RDONLY | O_CLOEXEC);
+		if (bfd < 0) {
+			ret = vems__fail(-errno, "cannot open block file %s "
+					 "of pool %s: %s",
+					 bp, path, strerror(errno));
+			goto fail;
+		}
+		ssize_t n = pread(bfd, &h, sizeof(h), 0);
+		close(bfd);
+		if (n != (ssize_t)sizeof(h) ||
+		    memcmp(h.magic, VEMS_BLOCK_MAGIC, 8) != 0 ||
+		    memcmp(h.pool_uuid, li.uuid, 16) != 0) {
+			ret = vems__fail(VEMS_E_MISMATCH,
+					 "block file %s does not belong to pool "
+					 "%s (no header or another pool's UUID)",
+					 bp, path);
+			goto fail;
+		}
+	}
+
+	p->pop = pmemobj_open(path, layout);
+	if (p->pop == NULL) {
+		ret = vems__fail(errno == EAGAIN || errno == EWOULDBLOCK
+					 ? -EBUSY
+					 : VEMS_E_CORRUPT,
+				 "libpmemobj cannot open %s: %s", path,
+				 pmemobj_errormsg());
+		goto fail;
+	}
+	advertise_pid(p->lock_fd);
+	p->sb = pmemobj_direct(pmemobj_root(p->pop, 0));
+	if (p->sb == NULL) {
+		ret = vems__fail(VEMS_E_CORRUPT, "%s has no superblock", path);
+		goto fail;
+	}
+	if ((ret = check_super(p, &li)))
+		goto fail;
+	if ((ret = vems__block_open(bp, p->sb->nslots, p->sb->extent_size,
+				    p->sb->uuid, p->sb->block_uuid,
+				    &p->block_fd)))
+		goto fail;
+	if ((ret = attach(p)) || (ret = rebuild(p)))
+		goto fail;
+	*poolp = p;
+	return 0;
+fail:
+	pool_free(p);
+	return ret;
+}
+
+int
+vems_pool_persist(struct vems_pool *p)
+{
+	if (p == NULL)
+		return vems__fail(-EINVAL, "pool is NULL");
+	/*
+	 * Every write already flushed its stores (or msync()ed them); what a
+	 * deferred-drain write skipped is the fence, issued here.
+	 */
+	vems__pmem_drain(p);
+	return 0;
+}
+
+int
+vems_pool_close(struct vems_pool **poolp)
+{
+	if (poolp == NULL || *poolp == NULL)
+		return 0;
+	struct vems_pool *p = *poolp;
+	int ret = 0;
+	/* make the DRAM mtimes of open objects durable, then fence */
+	for (struct vems_obj *h = p->handles; h; h = h->next) {
+		int r = vems_obj_persist(h);
+		if (r && !ret)
+			ret = r;
+	}
+	vems__pmem_drain(p);
+	pool_free(p);
+	*poolp = NULL;
+	return ret;
+}
+
+int
+vems_pool_info(struct vems_pool *p, struct vems_pool_info *info)
+{
+	if (p == NULL || info == NULL)
+		return vems__fail(-EINVAL, "pool or info is NULL");
+	memset(info, 0, sizeof(*info));
+	memcpy(info->uuid, p->sb->uuid, 16);
+	info->format_version = p->sb->format;
+	info->page_size = p->sb->page_size;
+	info->extent_size = p->extent_size;
+	info->pmem_size = p->sb->pmem_size;
+	info->pmem_extents = p->nframes;
+	info->block_size = (uint64_t)p->nslots * p->extent_size;
+	info->block_extents = p->nslots;
+	info->pmem_path = p->pmem_path;
+	info->block_path = p->block_path;
+	info->is_pmem = p->is_pmem;
+	info->block_io = p->block_io;
+	return 0;
+}
