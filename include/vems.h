@@ -85,8 +85,9 @@ struct vems_oid {
 
 /* Fixed unit of copying; objects are cut into pages of this size. */
 #define VEMS_PAGE_SIZE 4096u
-/* The largest byte offset + 1 an object may have (1 PiB). */
-#define VEMS_OBJ_MAX_SIZE (UINT64_C(1) << 50)
+/* The largest byte offset + 1 an object may have (8 TiB): extent numbers
+ * are 32-bit on media, and 2^43 / 4 KiB (the smallest extent) fits. */
+#define VEMS_OBJ_MAX_SIZE (UINT64_C(1) << 43)
 /* The longest name, in bytes, without the terminating NUL. */
 #define VEMS_NAME_MAX 4095u
 
@@ -276,7 +277,7 @@ VEMS_API int vems_obj_close(struct vems_obj **obj);
 /*
  * Reads up to len bytes at byte offset off. Returns the number of bytes read:
  * less than len only at the end of the object, 0 at or past it. Holes read
- * as zeros. Errors: -EINVAL (off + len overflows VEMS_OBJ_MAX_SIZE).
+ * as zeros. Errors: -EINVAL (off past VEMS_OBJ_MAX_SIZE).
  */
 VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
 				uint64_t off);

@@ -621,13 +621,30 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 				  pmemobj_errormsg());
 	/* the data area needs no zeroing: no byte of a frame is read
 	 * before it was written */
+	/*
+	 * libpmemobj's heap has overheads the estimate above cannot see
+	 * (chunk rounding, runs per allocation class), so the data area is
+	 * sized by trying: it must leave room for `reserve` contiguous bytes
+	 * and for small records (objects, names) next to it.
+	 */
 	for (;;) {
 		uint64_t bytes = nframes * es + es;
 		if (bytes <= PMEMOBJ_MAX_ALLOC_SIZE &&
 		    pmemobj_alloc(pop, &sb->data, bytes, VEMS_TYPE_DATA, NULL,
-				  NULL) == 0)
-			break;
-		uint64_t step = nframes / 16 ? nframes / 16 : 1;
+				  NULL) == 0) {
+			PMEMoid big = OID_NULL, small = OID_NULL;
+			bool room = pmemobj_alloc(pop, &big, reserve, 0, NULL,
+						  NULL) == 0 &&
+				    pmemobj_alloc(pop, &small,
+						  sizeof(struct vems_obj_rec),
+						  0, NULL, NULL) == 0;
+			pmemobj_free(&big);
+			pmemobj_free(&small);
+			if (room)
+				break;
+			pmemobj_free(&sb->data);
+		}
+		uint64_t step = nframes / 32 ? nframes / 32 : 1;
 		if (nframes <= step)
 			return vems__fail(-ENOSPC,
 					  "pmem size %llu is too small for "

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_crash.c -- SIGKILL a writer at random moments, reopen, verify
+ *
+ * A child process writes random ranges (overwrites, appends, holes, and
+ * now and then a truncate) into a few objects. Before each call it logs
+ * the operation in shared memory, after the call returns it marks it done.
+ * The parent kills it at a random moment, reopens the pool and checks:
+ *  - vems_pool_check() finds nothing wrong;
+ *  - every byte is what the completed operations say, except bytes of the
+ *    one operation that was in flight, which may hold old or new data;
+ *  - the size is the logged size, or (if an op was in flight) between the
+ *    old and the new one.
+ * The parent then adopts what it read as the new truth, and goes again.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MIB (UINT64_C(1) << 20)
+#define NOBJ 3
+#define SPAN (3 * MIB)	/* per object address range */
+#define MAXOPS 100000
+
+enum { OP_WRITE = 1, OP_TRUNC = 2 };
+
+struct op {
+	int obj, kind;
+	uint64_t off, len, seed;
+	volatile int done;
+};
+
+struct shared {
+	volatile uint64_t nops; /* ops started (logged) */
+	struct op ops[MAXOPS];
+};
+
+static int iterations(void)
+{
+	const char *e = getenv("VEMS_CRASH_ITERATIONS");
+	return e ? atoi(e) : 200;
+}
+
+/* The child's work: random operations until killed or done. */
+static void
+child(const char *pmem, struct vems_oid *oids, struct shared *sh,
+      uint64_t seed)
+{
+	struct vems_pool *pool;
+	struct vems_obj *o[NOBJ];
+	if (vems_pool_open(&pool, pmem, NULL) != 0)
+		_exit(3);
+	for (int i = 0; i < NOBJ; i++)
+		if (vems_obj_open(pool, oids[i], 0, &o[i]) != 0)
+			_exit(4);
+	static uint8_t buf[300000];
+	uint64_t rng = seed;
+	for (uint64_t k = 0; k < MAXOPS; k++) {
+		struct op *op = &sh->ops[k];
+		op->obj = (int)(tu_rand(&rng) % NOBJ);
+		op->kind = tu_rand(&rng) % 40 == 0 ? OP_TRUNC : OP_WRITE;
+		op->off = tu_rand(&rng) % SPAN;
+		op->len = 1 + tu_rand(&rng) % (k % 7 == 0 ? sizeof(buf) : 9000);
+		if (op->off + op->len > SPAN)
+			op->len = SPAN - op->off;
+		op->seed = seed * 1000003 + k;
+		op->done = 0;
+		__atomic_store_n(&sh->nops, k + 1, __ATOMIC_SEQ_CST);
+		int r;
+		if (op->kind == OP_TRUNC) {
+			r = vems_obj_truncate(o[op->obj], op->off);
+		} else {
+			tu_fill(buf, op->len, op->seed, op->off);
+			r = (int)vems_obj_pwrite(o[op->obj], buf, op->len,
+						 op->off, 0);
+			r = r == (int)op->len ? 0 : -1;
+		}
+		if (r != 0)
+			_exit(5);
+		__atomic_store_n(&op->done, 1, __ATOMIC_SEQ_CST);
+	}
+	_exit(0);
+}
+
+static void
+apply(uint8_t *shadow, uint64_t *size, const struct op *op)
+{
+	if (op->kind == OP_TRUNC) {
+		if (op->off < *size)
+			memset(shadow + op->off, 0, *size - op->off);
+		*size = op->off;
+		return;
+	}
+	if (op->off > *size)
+		memset(shadow + *size, 0, op->off - *size);
+	tu_fill(shadow + op->off, op->len, op->seed, op->off);
+	if (op->off + op->len > *size)
+		*size = op->off + op->len;
+}
+
+static void
+test_sigkill_writer(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	const char *small = getenv("VEMS_CRASH_SMALL_PMEM");
+	tu_create(&tp, "crash", small ? 16 * MIB : 64 * MIB, 64 * MIB, 0);
+	struct vems_oid oids[NOBJ];
+	for (int i = 0; i < NOBJ; i++) {
+		oids[i] = (struct vems_oid){1, 0};
+		TU_OK(vems_obj_create(tp.pool, &oids[i]));
+	}
+	TU_OK(vems_pool_close(&tp.pool));
+
+	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
+	uint8_t *shadow[NOBJ], *rd = malloc(SPAN + 1);
+	uint64_t size[NOBJ] = {0};
+	for (int i = 0; i < NOBJ; i++)
+		shadow[i] = calloc(1, SPAN);
+	uint64_t rng = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	print_message("seed %llu\n", (unsigned long long)rng);
+	int n = iterations(), inflight_seen = 0;
+	for (int it = 0; it < n; it++) {
+		sh->nops = 0;
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			child(tp.pmem, oids, sh, tu_rand(&rng));
+		/* a random moment: from before the open to many ops in */
+		struct timespec ts = {0, (long)(tu_rand(&rng) % 30000000)};
+		nanosleep(&ts, NULL);
+		kill(pid, SIGKILL);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status))
+			fail_msg("child exited with %d before the kill",
+				 WEXITSTATUS(status));
+
+		TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+		assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 0);
+		uint64_t nops = sh->nops;
+		const struct op *open_op = NULL;
+		for (uint64_t k = 0; k < nops; k++) {
+			if (sh->ops[k].done)
+				apply(shadow[sh->ops[k].obj],
+				      &size[sh->ops[k].obj], &sh->ops[k]);
+			else
+				open_op = &sh->ops[k]; /* only the last one */
+		}
+		inflight_seen += open_op != NULL;
+		for (int i = 0; i < NOBJ; i++) {
+			struct vems_obj *o;
+			struct vems_obj_stat st;
+			TU_OK(vems_obj_open(tp.pool, oids[i], VEMS_O_RDONLY,
+					    &o));
+			TU_OK(vems_obj_stat(o, &st));
+			ssize_t got = vems_obj_pread(o, rd, SPAN + 1, 0);
+			assert_int_equal(got, (ssize_t)st.size);
+			vems_obj_close(&o);
+			if (open_op == NULL || open_op->obj != i) {
+				assert_int_equal(st.size, size[i]);
+				if (memcmp(rd, shadow[i], size[i]) != 0)
+					fail_msg("iteration %d: object %d "
+						 "differs from its completed "
+						 "writes", it, i);
+				continue;
+			}
+			/* the op in flight: each byte old or new */
+			uint8_t *after = malloc(SPAN);
+			memcpy(after, shadow[i], SPAN);
+			uint64_t asize = size[i];
+			apply(after, &asize, open_op);
+			uint64_t lo = size[i] < asize ? size[i] : asize;
+			uint64_t hi = size[i] < asize ? asize : size[i];
+			if (st.size < lo || st.size > hi)
+				fail_msg("iteration %d: size %llu not in "
+					 "[%llu, %llu]", it,
+					 (unsigned long long)st.size,
+					 (unsigned long long)lo,
+					 (unsigned long long)hi);
+			for (uint64_t b = 0; b < st.size; b++) {
+				uint8_t old = b < size[i] ? shadow[i][b] : 0;
+				uint8_t nw = b < asize ? after[b] : 0;
+				if (rd[b] != old && rd[b] != nw)
+					fail_msg("iteration %d: object %d byte "
+						 "%llu is %#x, neither old "
+						 "%#x nor new %#x", it, i,
+						 (unsigned long long)b, rd[b],
+						 old, nw);
+			}
+			/* what is on media is the truth from now on */
+			memcpy(shadow[i], rd, st.size);
+			memset(shadow[i] + st.size, 0, SPAN - st.size);
+			size[i] = st.size;
+			free(after);
+		}
+		TU_OK(vems_pool_close(&tp.pool));
+	}
+	print_message("%d kills, %d with an operation in flight\n", n,
+		      inflight_seen);
+	for (int i = 0; i < NOBJ; i++)
+		free(shadow[i]);
+	free(rd);
+	munmap(sh, sizeof(*sh));
+	tu_destroy(&tp);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sigkill_writer),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
