@@ -481,6 +481,8 @@ main(int argc, char **argv)
 	const char *dir = NULL;
 	int c, ret = 1;
 
+	/* progress lines and errors in their order, also in a log file */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p':
