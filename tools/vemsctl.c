@@ -1473,8 +1473,8 @@ static const struct command commands[] = {
 	 1,
 	 1,
 	 {"POOL"},
-	 "POOL --pmem-size SIZE [--block FILE] [--block-size SIZE] "
-	 "[--extent SIZE]",
+	 "POOL --pmem-size SIZE [--block FILE]\n"
+	 "                      [--block-size SIZE] [--extent SIZE]",
 	 "create a pool",
 	 "Creates the pmem file POOL and the block file, and formats them as "
 	 "one pool.\nFails if the block file exists or POOL already holds a "
@@ -1511,9 +1511,10 @@ static const struct command commands[] = {
 	 "list names",
 	 "Lists the names that start with PREFIX (all if absent), in byte "
 	 "order:\nthe object ID (partition:id), the size in bytes, the name. "
-	 "In text output\ncontrol characters and '\\' in names are "
-	 "C-escaped; --json gives the\nname as a JSON string (and "
-	 "\"name_hex\" if it is not valid UTF-8).\n"},
+	 "In text output,\ncontrol characters, '\\' and bytes that are not "
+	 "UTF-8 are C-escaped (\\n,\n\\t, \\\\, \\xNN). --json gives "
+	 "each name as a JSON string (and its\nbytes as \"name_hex\" if it "
+	 "is not valid UTF-8).\n"},
 	{"put",
 	 cmd_put,
 	 0,
@@ -1599,6 +1600,29 @@ top_help(FILE *f)
 		size_help, exit_help);
 }
 
+/*
+ * Prints text after column indent as " word" after " word", wrapped at
+ * word boundaries to fit 80 columns; further lines start at the same column.
+ */
+static void
+print_wrapped(const char *text, int indent)
+{
+	int col = indent, len;
+
+	while (*text) {
+		len = (int)strcspn(text, " ");
+		if (col > indent && col + 1 + len > 79) {
+			printf("\n%*s", indent, "");
+			col = indent;
+		}
+		printf(" %.*s", len, text);
+		col += 1 + len;
+		text += len;
+		text += strspn(text, " ");
+	}
+	putchar('\n');
+}
+
 static void
 command_help(const struct command *c)
 {
@@ -1615,7 +1639,8 @@ command_help(const struct command *c)
 		snprintf(lhs, sizeof(lhs), "%s--%s%s%s",
 			 i == O_HELP ? "-h, " : "", d->name, d->arg ? " " : "",
 			 d->arg ? d->arg : "");
-		printf("  %-22s %s\n", lhs, d->help);
+		printf("  %-22s", lhs);
+		print_wrapped(d->help, 24);
 	}
 	if (c->opts & OPTS_CREATE)
 		printf("\n%s", size_help);
