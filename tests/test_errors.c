@@ -63,6 +63,18 @@ prime_b(void)
 		}                                                              \
 	} while (0)
 
+/* The pool a test made: removed by the teardown even when it fails. */
+static struct tu_pool fx_pool;
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	tu_destroy(&fx_pool);
+	memset(&fx_pool, 0, sizeof(fx_pool));
+	return 0;
+}
+
 static void
 test_strerror_vems_codes(void **state)
 {
@@ -201,16 +213,16 @@ test_errormsg_survives_success(void **state)
 	assert_string_equal(vems_errormsg(), saved);
 
 	/* and so does a successful pool's life */
-	struct tu_pool tp;
-	tu_create(&tp, "errsucc", VEMS_PMEM_MIN_SIZE, 8 * MIB, 0);
+	struct tu_pool *tp = &fx_pool;
+	tu_create(tp, "errsucc", VEMS_PMEM_MIN_SIZE, 8 * MIB, 0);
 	assert_int_equal(vems_config_set_extent_size(NULL, 3), -EINVAL);
 	struct vems_oid oid = {0, 0};
-	TU_OK(vems_obj_create(tp.pool, &oid));
-	TU_OK(vems_name_bind(tp.pool, "n", oid));
-	tu_reopen(&tp);
-	assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 0);
+	TU_OK(vems_obj_create(tp->pool, &oid));
+	TU_OK(vems_name_bind(tp->pool, "n", oid));
+	tu_reopen(tp);
+	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
 	assert_string_equal(vems_errormsg(), saved);
-	tu_destroy(&tp);
+	tu_destroy(tp);
 }
 
 struct tmsg {
@@ -308,7 +320,7 @@ static void
 test_errormsg_after_failures(void **state)
 {
 	(void)state;
-	struct tu_pool tp;
+	struct tu_pool *tp = &fx_pool;
 	struct vems_pool_info info;
 	struct vems_pool_stats st;
 	struct vems_obj_stat ost;
@@ -316,46 +328,46 @@ test_errormsg_after_failures(void **state)
 	struct vems_pool *p;
 	uint8_t buf[64] = {0};
 
-	tu_create(&tp, "errsweep", VEMS_PMEM_MIN_SIZE, 8 * MIB, 0);
+	tu_create(tp, "errsweep", VEMS_PMEM_MIN_SIZE, 8 * MIB, 0);
 	struct vems_oid oid = {4, 0};
 	struct vems_oid missing = {4, 123456};
-	TU_OK(vems_obj_create(tp.pool, &oid));
+	TU_OK(vems_obj_create(tp->pool, &oid));
 
 	/* NULL handles and result pointers */
 	EXPECT_ERR(vems_pool_info(NULL, &info), -EINVAL);
-	EXPECT_ERR(vems_pool_info(tp.pool, NULL), -EINVAL);
+	EXPECT_ERR(vems_pool_info(tp->pool, NULL), -EINVAL);
 	EXPECT_ERR(vems_pool_stats(NULL, &st), -EINVAL);
-	EXPECT_ERR(vems_pool_stats(tp.pool, NULL), -EINVAL);
+	EXPECT_ERR(vems_pool_stats(tp->pool, NULL), -EINVAL);
 	EXPECT_ERR(vems_pool_check(NULL, NULL, NULL), -EINVAL);
 	EXPECT_ERR(vems_pool_persist(NULL), -EINVAL);
 	EXPECT_ERR(vems_obj_create(NULL, &oid), -EINVAL);
-	EXPECT_ERR(vems_obj_create(tp.pool, NULL), -EINVAL);
+	EXPECT_ERR(vems_obj_create(tp->pool, NULL), -EINVAL);
 	EXPECT_ERR(vems_obj_remove(NULL, oid), -EINVAL);
-	EXPECT_ERR(vems_obj_open(tp.pool, oid, 0, NULL), -EINVAL);
+	EXPECT_ERR(vems_obj_open(tp->pool, oid, 0, NULL), -EINVAL);
 	EXPECT_ERR(vems_obj_pread(NULL, buf, sizeof(buf), 0), -EINVAL);
 	EXPECT_ERR(vems_obj_pwrite(NULL, buf, sizeof(buf), 0, 0), -EINVAL);
 	EXPECT_ERR(vems_obj_truncate(NULL, 0), -EINVAL);
 	EXPECT_ERR(vems_obj_persist(NULL), -EINVAL);
 	EXPECT_ERR(vems_obj_stat(NULL, &ost), -EINVAL);
 	EXPECT_ERR(vems_obj_stat_oid(NULL, oid, &ost), -EINVAL);
-	EXPECT_ERR(vems_obj_stat_oid(tp.pool, oid, NULL), -EINVAL);
+	EXPECT_ERR(vems_obj_stat_oid(tp->pool, oid, NULL), -EINVAL);
 	EXPECT_ERR(vems_obj_list(NULL, list_fn, NULL), -EINVAL);
-	EXPECT_ERR(vems_obj_list(tp.pool, NULL, NULL), -EINVAL);
-	EXPECT_ERR(vems_pool_open(NULL, tp.pmem, NULL), -EINVAL);
+	EXPECT_ERR(vems_obj_list(tp->pool, NULL, NULL), -EINVAL);
+	EXPECT_ERR(vems_pool_open(NULL, tp->pmem, NULL), -EINVAL);
 	EXPECT_ERR(vems_config_set_block_path(NULL, "x"), -EINVAL);
 	struct vems_obj *hh;
 	EXPECT_ERR(vems_obj_open(NULL, oid, 0, &hh), -EINVAL);
 
 	/* real conditions */
-	EXPECT_ERR(vems_obj_create(tp.pool, &oid), -EEXIST);
-	EXPECT_ERR(vems_obj_remove(tp.pool, missing), -ENOENT);
-	EXPECT_ERR(vems_obj_open(tp.pool, missing, 0, &h), -ENOENT);
-	EXPECT_ERR(vems_obj_stat_oid(tp.pool, missing, &ost), -ENOENT);
-	EXPECT_ERR(vems_obj_open(tp.pool, oid, 0x80, &h), -EINVAL);
+	EXPECT_ERR(vems_obj_create(tp->pool, &oid), -EEXIST);
+	EXPECT_ERR(vems_obj_remove(tp->pool, missing), -ENOENT);
+	EXPECT_ERR(vems_obj_open(tp->pool, missing, 0, &h), -ENOENT);
+	EXPECT_ERR(vems_obj_stat_oid(tp->pool, missing, &ost), -ENOENT);
+	EXPECT_ERR(vems_obj_open(tp->pool, oid, 0x80, &h), -EINVAL);
 	assert_null(h);
-	TU_OK(vems_obj_open(tp.pool, oid, 0, &h));
-	TU_OK(vems_obj_open(tp.pool, oid, VEMS_O_RDONLY, &ro));
-	EXPECT_ERR(vems_obj_remove(tp.pool, oid), -EBUSY);
+	TU_OK(vems_obj_open(tp->pool, oid, 0, &h));
+	TU_OK(vems_obj_open(tp->pool, oid, VEMS_O_RDONLY, &ro));
+	EXPECT_ERR(vems_obj_remove(tp->pool, oid), -EBUSY);
 	EXPECT_ERR(vems_obj_pwrite(ro, buf, sizeof(buf), 0, 0), -EBADF);
 	EXPECT_ERR(vems_obj_truncate(ro, 0), -EBADF);
 	EXPECT_ERR(vems_obj_pwrite(h, buf, sizeof(buf), 0, 0x80), -EINVAL);
@@ -364,25 +376,28 @@ test_errormsg_after_failures(void **state)
 	EXPECT_ERR(vems_obj_pwrite(h, NULL, sizeof(buf), 0, 0), -EINVAL);
 	EXPECT_ERR(vems_obj_pread(h, NULL, sizeof(buf), 0), -EINVAL);
 	EXPECT_ERR(vems_obj_truncate(h, VEMS_OBJ_MAX_SIZE + 1), -EINVAL);
-	EXPECT_ERR(vems_pool_open(&p, tp.pmem, NULL), -EBUSY);
+	EXPECT_ERR(vems_pool_open(&p, tp->pmem, NULL), -EBUSY);
 	TU_OK(vems_obj_close(&ro));
 	TU_OK(vems_obj_close(&h));
-	assert_int_equal(vems_pool_check(tp.pool, report_fn, NULL), 0);
-	tu_destroy(&tp);
+	assert_int_equal(vems_pool_check(tp->pool, report_fn, NULL), 0);
+	tu_destroy(tp);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_strerror_vems_codes),
-		cmocka_unit_test(test_strerror_errno),
-		cmocka_unit_test(test_strerror_other_values),
-		cmocka_unit_test(test_errormsg_initially_empty),
-		cmocka_unit_test(test_errormsg_survives_success),
-		cmocka_unit_test(test_errormsg_per_thread),
-		cmocka_unit_test(test_errormsg_long),
-		cmocka_unit_test(test_errormsg_after_failures),
+		cmocka_unit_test_teardown(test_strerror_vems_codes, teardown),
+		cmocka_unit_test_teardown(test_strerror_errno, teardown),
+		cmocka_unit_test_teardown(test_strerror_other_values, teardown),
+		cmocka_unit_test_teardown(test_errormsg_initially_empty,
+					  teardown),
+		cmocka_unit_test_teardown(test_errormsg_survives_success,
+					  teardown),
+		cmocka_unit_test_teardown(test_errormsg_per_thread, teardown),
+		cmocka_unit_test_teardown(test_errormsg_long, teardown),
+		cmocka_unit_test_teardown(test_errormsg_after_failures,
+					  teardown),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	vems_config_delete(&primer_cfg);
