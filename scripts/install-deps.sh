@@ -8,7 +8,7 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build pkg-config gcc libc6-dev libpmem-dev libpmemobj-dev
-	liburing-dev libcmocka-dev python3 "$@")
+	liburing-dev libisal-dev libcmocka-dev python3 "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do
