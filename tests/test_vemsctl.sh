@@ -12,6 +12,8 @@ V=${1:?usage: test_vemsctl.sh PATH/TO/vemsctl}
 base=${VEMS_TEST_DIR:-/dev/shm}
 [[ -d $base && -w $base ]] || base=/tmp
 export PMEM_IS_PMEM_FORCE=${PMEM_IS_PMEM_FORCE:-1}
+# CI may run this with standard input closed; script(1) needs one
+exec </dev/null
 
 dir=$(mktemp -d "$base/test_vemsctl.XXXXXX")
 bgpid=
