@@ -166,6 +166,42 @@ validate(int fd, const char *path, uint64_t nslots, uint64_t extent_size,
 	return 0;
 }
 
+/*
+ * Everything that can be checked of the block file from its own header,
+ * before libpmemobj opens (and writes to) the pmem file: header, checksum,
+ * format, the pool's UUID, and the size its geometry needs.
+ */
+int
+vems__block_precheck(const char *path, const char *pool_path,
+		     const uint8_t pool_uuid[16])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vems__fail(-errno, "cannot open block file %s of pool "
+				  "%s: %s", path, pool_path, strerror(errno));
+	struct vems_block_hdr h;
+	int ret = read_hdr(fd, path, &h);
+	if (ret == 0 && memcmp(h.pool_uuid, pool_uuid, 16) != 0)
+		ret = vems__fail(VEMS_E_MISMATCH,
+				 "block file %s belongs to another pool, not "
+				 "%s (UUID differs)",
+				 path, pool_path);
+	struct stat st;
+	uint64_t have = 0;
+	if (ret == 0 && (fstat(fd, &st) != 0 || dev_size(fd, &st, &have)))
+		ret = vems__fail(-errno, "cannot size block file %s", path);
+	if (ret == 0 && (h.extent_size == 0 || h.nslots > UINT32_MAX ||
+			 have < h.data_off + h.nslots * h.extent_size))
+		ret = vems__fail(VEMS_E_CORRUPT,
+				 "block file %s is %llu bytes, its header "
+				 "needs %llu: truncated?",
+				 path, (unsigned long long)have,
+				 (unsigned long long)(h.data_off +
+						      h.nslots * h.extent_size));
+	close(fd);
+	return ret;
+}
+
 int
 vems__block_open(const char *path, uint64_t nslots, uint64_t extent_size,
 		 const uint8_t pool_uuid[16], const uint8_t block_uuid[16],

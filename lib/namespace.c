@@ -230,6 +230,8 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 		goto out; /* POSIX rename(2): same name, nothing to do */
 	struct vems_name *t = find(p, to, tlen);
 	struct vems_oid oid = {f->rec->partition, f->rec->id};
+	/* read before the transaction frees the replaced record */
+	struct vems_oid toid = {t ? t->rec->partition : 0, t ? t->rec->id : 0};
 	PMEMoid o = OID_NULL;
 	/* new binding, old binding, replaced binding: one transaction */
 	TX_BEGIN(p->pop)
@@ -248,13 +250,11 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 	if (ret)
 		goto out;
 	if (t) {
-		if (replaced) {
-			replaced->partition = t->rec->partition;
-			replaced->id = t->rec->id;
-		}
+		if (replaced)
+			*replaced = toid;
 		if (replaced_any)
 			*replaced_any = 1;
-		/* t->rec is freed memory now; its OID was read above */
+		/* t->rec is freed memory now: only its DRAM node goes */
 		drop_node(p, t);
 	}
 	drop_node(p, f);
@@ -267,36 +267,57 @@ out:
 	return ret;
 }
 
+/*
+ * The names bound to oid, collected before the transaction that frees
+ * their records (after it, the records must not be read). *v is malloc()ed.
+ */
 int
-vems__names_unbind_oid_tx(struct vems_pool *p, const struct vems_oid *oid)
+vems__names_of_oid(struct vems_pool *p, const struct vems_oid *oid,
+		   struct vems_name ***v, size_t *cnt)
 {
+	size_t n = 0, cap = 4;
+	struct vems_name **out = malloc(cap * sizeof(*out));
+	if (out == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < p->names.nbuckets; i++)
 		for (struct vems_hnode *e = p->names.buckets[i]; e;
 		     e = e->next) {
-			struct vems_name *n =
+			struct vems_name *nm =
 				vems_container_of(e, struct vems_name, node);
-			if (n->rec->partition == oid->partition &&
-			    n->rec->id == oid->id)
-				pmemobj_tx_free(n->rec_oid);
+			if (nm->rec->partition != oid->partition ||
+			    nm->rec->id != oid->id)
+				continue;
+			if (n == cap) {
+				struct vems_name **bigger =
+					realloc(out, 2 * cap * sizeof(*out));
+				if (bigger == NULL) {
+					free(out);
+					return -ENOMEM;
+				}
+				out = bigger;
+				cap *= 2;
+			}
+			out[n++] = nm;
 		}
+	*v = out;
+	*cnt = n;
 	return 0;
 }
 
+/* Inside a transaction: frees the records of the collected names. */
 void
-vems__names_drop_oid(struct vems_pool *p, const struct vems_oid *oid)
+vems__names_tx_free(struct vems_name **v, size_t cnt)
 {
-	for (size_t i = 0; i < p->names.nbuckets; i++) {
-		struct vems_hnode *e = p->names.buckets[i];
-		while (e) {
-			struct vems_hnode *next = e->next;
-			struct vems_name *n =
-				vems_container_of(e, struct vems_name, node);
-			if (n->rec->partition == oid->partition &&
-			    n->rec->id == oid->id)
-				drop_node(p, n);
-			e = next;
-		}
-	}
+	for (size_t i = 0; i < cnt; i++)
+		pmemobj_tx_free(v[i]->rec_oid);
+}
+
+/* After that transaction committed: drops their DRAM nodes. */
+void
+vems__names_drop(struct vems_pool *p, struct vems_name **v, size_t cnt)
+{
+	for (size_t i = 0; i < cnt; i++)
+		drop_node(p, v[i]);
 }
 
 struct nent {
@@ -332,7 +353,8 @@ vems_name_list(struct vems_pool *p, const char *prefix, vems_name_fn fn,
 			struct vems_name *nm =
 				vems_container_of(e, struct vems_name, node);
 			if (nm->rec->len < plen ||
-			    memcmp(nm->rec->name, prefix, plen) != 0)
+			    (plen > 0 &&
+			     memcmp(nm->rec->name, prefix, plen) != 0))
 				continue;
 			v[n].name = strdup(nm->rec->name);
 			if (v[n].name == NULL) {

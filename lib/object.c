@@ -233,11 +233,16 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 				 oid.partition, oid.id, n->opens);
 		goto out;
 	}
+	struct vems_name **names;
+	size_t nnames;
+	if (vems__names_of_oid(p, &oid, &names, &nnames) != 0) {
+		ret = vems__fail(-ENOMEM, "out of memory");
+		goto out;
+	}
 	/* names and record go in one transaction: the crash-atomic step */
 	TX_BEGIN(p->pop)
 	{
-		if (vems__names_unbind_oid_tx(p, &oid) != 0)
-			pmemobj_tx_abort(ENOMEM);
+		vems__names_tx_free(names, nnames);
 		pmemobj_tx_free(n->rec_oid);
 	}
 	TX_ONABORT
@@ -246,9 +251,11 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 				 pmemobj_errormsg());
 	}
 	TX_END
+	if (ret == 0)
+		vems__names_drop(p, names, nnames);
+	free(names);
 	if (ret)
 		goto out;
-	vems__names_drop_oid(p, &oid);
 	vems__htab_remove(&p->objects, &n->by_oid);
 	p->nobjects--;
 	/*

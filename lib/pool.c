@@ -77,6 +77,7 @@ vems__fl_pop(struct vems_freelist *fl, uint32_t *v)
 struct reg {
 	dev_t dev;
 	ino_t ino;
+	pid_t pid; /* a child after fork() inherits the list, not the pools */
 	struct reg *next;
 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,8 +88,10 @@ reg_add(const struct stat *st, const char *path)
 {
 	int ret = 0;
 	pthread_mutex_lock(&reg_lock);
+	pid_t me = getpid();
 	for (struct reg *r = reg_head; r; r = r->next)
-		if (r->dev == st->st_dev && r->ino == st->st_ino) {
+		if (r->dev == st->st_dev && r->ino == st->st_ino &&
+		    r->pid == me) {
 			ret = vems__fail(-EBUSY,
 					 "pool %s is already open in this "
 					 "process (pid %d)",
@@ -102,6 +105,7 @@ reg_add(const struct stat *st, const char *path)
 	}
 	r->dev = st->st_dev;
 	r->ino = st->st_ino;
+	r->pid = me;
 	r->next = reg_head;
 	reg_head = r;
 out:
@@ -113,8 +117,10 @@ static void
 reg_del(dev_t dev, ino_t ino)
 {
 	pthread_mutex_lock(&reg_lock);
+	pid_t me = getpid();
 	for (struct reg **pp = &reg_head; *pp; pp = &(*pp)->next)
-		if ((*pp)->dev == dev && (*pp)->ino == ino) {
+		if ((*pp)->dev == dev && (*pp)->ino == ino &&
+		    (*pp)->pid == me) {
 			struct reg *r = *pp;
 			*pp = r->next;
 			free(r);
@@ -864,27 +870,8 @@ vems_pool_open(struct vems_pool **poolp, const char *path,
 	 * before pmemobj_open, keeps a wrong pairing from touching either
 	 * file. The geometry is checked again against the superblock below.
 	 */
-	{
-		struct vems_block_hdr h;
-		int bfd = open(bp, O_RDONLY | O_CLOEXEC);
-		if (bfd < 0) {
-			ret = vems__fail(-errno, "cannot open block file %s "
-					 "of pool %s: %s",
-					 bp, path, strerror(errno));
-			goto fail;
-		}
-		ssize_t n = pread(bfd, &h, sizeof(h), 0);
-		close(bfd);
-		if (n != (ssize_t)sizeof(h) ||
-		    memcmp(h.magic, VEMS_BLOCK_MAGIC, 8) != 0 ||
-		    memcmp(h.pool_uuid, li.uuid, 16) != 0) {
-			ret = vems__fail(VEMS_E_MISMATCH,
-					 "block file %s does not belong to pool "
-					 "%s (no header or another pool's UUID)",
-					 bp, path);
-			goto fail;
-		}
-	}
+	if ((ret = vems__block_precheck(bp, path, li.uuid)))
+		goto fail;
 
 	p->pop = pmemobj_open(path, layout);
 	if (p->pop == NULL) {

@@ -198,6 +198,8 @@ bool vems__fl_pop(struct vems_freelist *fl, uint32_t *v);
 int vems__block_create(const char *path, uint64_t nslots,
 		       uint64_t extent_size, const uint8_t pool_uuid[16],
 		       const uint8_t block_uuid[16], int *fdp);
+int vems__block_precheck(const char *path, const char *pool_path,
+			 const uint8_t pool_uuid[16]);
 /* Opens and validates against the pool's identity. */
 int vems__block_open(const char *path, uint64_t nslots, uint64_t extent_size,
 		     const uint8_t pool_uuid[16], const uint8_t block_uuid[16],
@@ -218,10 +220,11 @@ int vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
 
 int vems__name_load(struct vems_pool *p, PMEMoid rec_oid);
 void vems__names_fini(struct vems_pool *p);
-/* In an open transaction: frees every name record bound to oid. */
-int vems__names_unbind_oid_tx(struct vems_pool *p, const struct vems_oid *oid);
-/* After that transaction committed: drops their DRAM nodes. */
-void vems__names_drop_oid(struct vems_pool *p, const struct vems_oid *oid);
+/* Names bound to oid (collect, free in a transaction, then drop). */
+int vems__names_of_oid(struct vems_pool *p, const struct vems_oid *oid,
+		       struct vems_name ***v, size_t *cnt);
+void vems__names_tx_free(struct vems_name **v, size_t cnt);
+void vems__names_drop(struct vems_pool *p, struct vems_name **v, size_t cnt);
 
 /* --- io.c ------------------------------------------------------------ */
 
