@@ -94,9 +94,9 @@ struct command {
 /* A parsed command line. */
 struct args {
 	const struct command *cmd;
-	const char
-		*opt[O_COUNT]; /* value, "" for a given flag, NULL if absent */
-	char **pos;	       /* positional arguments; pos[0] is POOL */
+	/* option values by enum opt_id: "" for a given flag, NULL if absent */
+	const char *opt[O_COUNT];
+	char **pos; /* positional arguments; pos[0] is POOL */
 	int npos;
 };
 
@@ -232,13 +232,14 @@ static int
 interrupted(void)
 {
 	msg_start();
-	fprintf(stderr, "interrupted by signal %d\n", (int)stop_signal);
+	fprintf(stderr, "stopped by signal %d (%s)\n", (int)stop_signal,
+		strsignal(stop_signal));
 	return 128 + stop_signal;
 }
 
 /* --- formatting ------------------------------------------------------ */
 
-/* "1.5 MiB" style; buf must hold 32 bytes. */
+/* v as "512 B" or "1.5 MiB" in buf; returns buf. */
 static const char *
 fmt_bytes(char *buf, size_t len, uint64_t v)
 {
@@ -281,9 +282,8 @@ parse_size(const char *s, uint64_t *out)
 	if (errno)
 		return -1;
 	if (*end) {
-		char c = (char)(*end | 0x20); /* ASCII lower case */
-
-		p = c ? strchr(suffixes, c) : NULL;
+		/* ASCII lower case; never NUL, as *end is not */
+		p = strchr(suffixes, *end | 0x20);
 		if (!p)
 			return -1;
 		shift = 10 * (unsigned)(p - suffixes + 1);
