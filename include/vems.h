@@ -112,8 +112,7 @@ VEMS_API void vems_config_delete(struct vems_config **cfg);
  * Errors: -EINVAL (below the minimum or not a multiple of 4 KiB).
  */
 #define VEMS_PMEM_MIN_SIZE (UINT64_C(16) << 20)
-VEMS_API int vems_config_set_pmem_size(struct vems_config *cfg,
-				       uint64_t bytes);
+VEMS_API int vems_config_set_pmem_size(struct vems_config *cfg, uint64_t bytes);
 
 /*
  * Path of the block file. At create: the file to create (it must not exist
@@ -186,14 +185,14 @@ struct vems_pool_info {
 	uint32_t format_version;
 	uint32_t page_size;
 	uint64_t extent_size;
-	uint64_t pmem_size;	 /* bytes of the pmem file */
-	uint64_t pmem_extents;	 /* extent frames in pmem (data capacity) */
-	uint64_t block_size;	 /* bytes of the block file's data area */
-	uint64_t block_extents;	 /* extent slots in the block file */
+	uint64_t pmem_size;	/* bytes of the pmem file */
+	uint64_t pmem_extents;	/* extent frames in pmem (data capacity) */
+	uint64_t block_size;	/* bytes of the block file's data area */
+	uint64_t block_extents; /* extent slots in the block file */
 	const char *pmem_path;
 	const char *block_path;
-	int is_pmem;		 /* 1: flushed with CPU cache ops; 0: msync */
-	const char *block_io;	 /* "none", "direct" or "buffered+fdatasync" */
+	int is_pmem;	      /* 1: flushed with CPU cache ops; 0: msync */
+	const char *block_io; /* "none", "direct" or "buffered+fdatasync" */
 };
 VEMS_API int vems_pool_info(struct vems_pool *pool,
 			    struct vems_pool_info *info);
@@ -202,25 +201,25 @@ VEMS_API int vems_pool_info(struct vems_pool *pool,
 struct vems_pool_stats {
 	uint64_t objects;
 	uint64_t names;
-	uint64_t pmem_bytes_used;  /* extent frames in use x extent size */
+	uint64_t pmem_bytes_used; /* extent frames in use x extent size */
 	uint64_t pmem_bytes_free;
 	uint64_t block_bytes_used; /* extent slots in use x extent size */
 	uint64_t block_bytes_free;
-	uint64_t extents_pmem;	   /* dirty: only in pmem */
-	uint64_t extents_both;	   /* clean: in pmem and the block file */
-	uint64_t extents_block;	   /* only in the block file */
-	uint64_t reads;		   /* vems_obj_pread calls */
-	uint64_t writes;	   /* vems_obj_pwrite calls */
+	uint64_t extents_pmem;	/* dirty: only in pmem */
+	uint64_t extents_both;	/* clean: in pmem and the block file */
+	uint64_t extents_block; /* only in the block file */
+	uint64_t reads;		/* vems_obj_pread calls */
+	uint64_t writes;	/* vems_obj_pwrite calls */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
-	uint64_t pmem_hits;	   /* extent reads served from pmem */
-	uint64_t block_hits;	   /* extent reads served from the block file */
-	uint64_t hole_reads;	   /* extent reads of holes (zeros) */
+	uint64_t pmem_hits;  /* extent reads served from pmem */
+	uint64_t block_hits; /* extent reads served from the block file */
+	uint64_t hole_reads; /* extent reads of holes (zeros) */
 	uint64_t extents_allocated;
 	uint64_t extents_freed;
-	uint64_t spills;	   /* extents written to the block file */
-	uint64_t promotions;	   /* extents brought back into pmem */
-	uint64_t clean_drops;	   /* clean extents dropped with no I/O */
+	uint64_t spills;      /* extents written to the block file */
+	uint64_t promotions;  /* extents brought back into pmem */
+	uint64_t clean_drops; /* clean extents dropped with no I/O */
 	uint64_t bytes_spilled;
 	uint64_t bytes_promoted;
 	uint64_t checksum_failures;
@@ -283,7 +282,8 @@ VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
 				uint64_t off);
 
 /* Write flags. */
-#define VEMS_W_NODRAIN (1u << 0) /* skip the final fence: durable only after
+#define VEMS_W_NODRAIN                                                         \
+	(1u << 0) /* skip the final fence: durable only after
 				    vems_obj_persist / vems_pool_persist */
 
 /*
@@ -312,14 +312,14 @@ VEMS_API int vems_obj_persist(struct vems_obj *obj);
 
 struct vems_obj_stat {
 	struct vems_oid oid;
-	uint64_t size;		 /* logical size in bytes */
-	int64_t ctime_ns;	 /* creation, ns since the epoch */
-	int64_t mtime_ns;	 /* last data change (see README: precision) */
-	uint64_t extents_pmem;	 /* mapped extents by state */
+	uint64_t size;	       /* logical size in bytes */
+	int64_t ctime_ns;      /* creation, ns since the epoch */
+	int64_t mtime_ns;      /* last data change (see README: precision) */
+	uint64_t extents_pmem; /* mapped extents by state */
 	uint64_t extents_both;
 	uint64_t extents_block;
-	uint64_t pmem_bytes;	 /* pmem held by the object */
-	uint64_t block_bytes;	 /* block file space held by the object */
+	uint64_t pmem_bytes;  /* pmem held by the object */
+	uint64_t block_bytes; /* block file space held by the object */
 };
 
 /* Stat of an open object. */
@@ -335,8 +335,7 @@ VEMS_API int vems_obj_stat_oid(struct vems_pool *pool, struct vems_oid oid,
  * value is returned. Objects created or removed by fn may or may not be seen.
  */
 typedef int (*vems_oid_fn)(const struct vems_oid *oid, void *arg);
-VEMS_API int vems_obj_list(struct vems_pool *pool, vems_oid_fn fn,
-			   void *arg);
+VEMS_API int vems_obj_list(struct vems_pool *pool, vems_oid_fn fn, void *arg);
 
 /* --- names ---------------------------------------------------------- */
 

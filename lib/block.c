@@ -69,9 +69,9 @@ vems__block_create(const char *path, uint64_t nslots, uint64_t extent_size,
 			goto fail;
 		}
 	} else if (ftruncate(fd, (off_t)need) != 0) {
-		ret = vems__fail(-errno, "cannot size block file %s to %llu: %s",
-				 path, (unsigned long long)need,
-				 strerror(errno));
+		ret = vems__fail(-errno,
+				 "cannot size block file %s to %llu: %s", path,
+				 (unsigned long long)need, strerror(errno));
 		goto fail;
 	}
 
@@ -157,12 +157,12 @@ validate(int fd, const char *path, uint64_t nslots, uint64_t extent_size,
 	if (fstat(fd, &st) != 0 || dev_size(fd, &st, &have) != 0)
 		return vems__fail(-errno, "cannot size block file %s", path);
 	if (have < needed_size(nslots, extent_size))
-		return vems__fail(VEMS_E_CORRUPT,
-				  "block file %s is %llu bytes, the pool needs "
-				  "%llu: truncated?",
-				  path, (unsigned long long)have,
-				  (unsigned long long)needed_size(nslots,
-								  extent_size));
+		return vems__fail(
+			VEMS_E_CORRUPT,
+			"block file %s is %llu bytes, the pool needs "
+			"%llu: truncated?",
+			path, (unsigned long long)have,
+			(unsigned long long)needed_size(nslots, extent_size));
 	return 0;
 }
 
@@ -177,8 +177,10 @@ vems__block_precheck(const char *path, const char *pool_path,
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vems__fail(-errno, "cannot open block file %s of pool "
-				  "%s: %s", path, pool_path, strerror(errno));
+		return vems__fail(-errno,
+				  "cannot open block file %s of pool "
+				  "%s: %s",
+				  path, pool_path, strerror(errno));
 	struct vems_block_hdr h;
 	int ret = read_hdr(fd, path, &h);
 	if (ret == 0 && memcmp(h.pool_uuid, pool_uuid, 16) != 0)
@@ -190,14 +192,16 @@ vems__block_precheck(const char *path, const char *pool_path,
 	uint64_t have = 0;
 	if (ret == 0 && (fstat(fd, &st) != 0 || dev_size(fd, &st, &have)))
 		ret = vems__fail(-errno, "cannot size block file %s", path);
-	if (ret == 0 && (h.extent_size == 0 || h.nslots > UINT32_MAX ||
-			 have < h.data_off + h.nslots * h.extent_size))
-		ret = vems__fail(VEMS_E_CORRUPT,
-				 "block file %s is %llu bytes, its header "
-				 "needs %llu: truncated?",
-				 path, (unsigned long long)have,
-				 (unsigned long long)(h.data_off +
-						      h.nslots * h.extent_size));
+	if (ret == 0 &&
+	    (h.extent_size == 0 || h.nslots > UINT32_MAX ||
+	     have < h.data_off + h.nslots * h.extent_size))
+		ret = vems__fail(
+			VEMS_E_CORRUPT,
+			"block file %s is %llu bytes, its header "
+			"needs %llu: truncated?",
+			path, (unsigned long long)have,
+			(unsigned long long)(h.data_off +
+					     h.nslots * h.extent_size));
 	close(fd);
 	return ret;
 }
@@ -211,8 +215,8 @@ vems__block_open(const char *path, uint64_t nslots, uint64_t extent_size,
 	if (fd < 0)
 		return vems__fail(-errno, "cannot open block file %s: %s", path,
 				  strerror(errno));
-	int ret = validate(fd, path, nslots, extent_size, pool_uuid,
-			   block_uuid);
+	int ret =
+		validate(fd, path, nslots, extent_size, pool_uuid, block_uuid);
 	if (ret) {
 		close(fd);
 		return ret;

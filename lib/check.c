@@ -84,14 +84,17 @@ idx_fn(uint32_t ext, uint32_t entry, void *arg)
 {
 	struct idx_walk *w = arg;
 	if (entry >= w->p->nentries) {
-		problem(w->c, "object %" PRIu64 ".%" PRIu64 ": index names "
-			"entry %u of %u", w->n->oid.partition, w->n->oid.id,
-			entry, w->p->nentries);
+		problem(w->c,
+			"object %" PRIu64 ".%" PRIu64 ": index names "
+			"entry %u of %u",
+			w->n->oid.partition, w->n->oid.id, entry,
+			w->p->nentries);
 		return;
 	}
 	const struct vems_entry *e = &w->p->entries[entry];
 	if (e->serial != w->n->serial || e->ext_index != ext)
-		problem(w->c, "object %" PRIu64 ".%" PRIu64 ": DRAM index "
+		problem(w->c,
+			"object %" PRIu64 ".%" PRIu64 ": DRAM index "
 			"maps extent %u to entry %u, which is not it",
 			w->n->oid.partition, w->n->oid.id, ext, entry);
 }
@@ -135,33 +138,40 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			continue;
 		struct vems_objnode *n = find_serial(v, cnt, e->serial);
 		if (n == NULL) {
-			problem(&c, "entry %u belongs to no object (serial %"
-				PRIu64 ")", i, e->serial);
+			problem(&c,
+				"entry %u belongs to no object (serial %" PRIu64
+				")",
+				i, e->serial);
 			continue;
 		}
 		mapped++;
-		uint64_t next = (n->rec->size + p->extent_size - 1) >>
-				p->extent_shift;
+		uint64_t next =
+			(n->rec->size + p->extent_size - 1) >> p->extent_shift;
 		if (e->ext_index >= next)
-			problem(&c, "entry %u: extent %u of object %" PRIu64
-				".%" PRIu64 " lies past its size %" PRIu64, i,
-				e->ext_index, n->oid.partition, n->oid.id,
+			problem(&c,
+				"entry %u: extent %u of object %" PRIu64
+				".%" PRIu64 " lies past its size %" PRIu64,
+				i, e->ext_index, n->oid.partition, n->oid.id,
 				n->rec->size);
 		if (vems__xidx_get(&n->idx, e->ext_index) != i)
-			problem(&c, "entry %u: not in the DRAM index of its "
-				"object", i);
-		bool in_pmem = e->state == VEMS_ES_PMEM ||
-			       e->state == VEMS_ES_BOTH;
-		bool in_block = e->state == VEMS_ES_BOTH ||
-				e->state == VEMS_ES_BLOCK;
+			problem(&c,
+				"entry %u: not in the DRAM index of its "
+				"object",
+				i);
+		bool in_pmem =
+			e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH;
+		bool in_block =
+			e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK;
 		if (!in_pmem && !in_block) {
 			problem(&c, "entry %u: invalid state %u", i, e->state);
 			continue;
 		}
 		nstate[e->state]++;
 		if (in_pmem && (e->frame >= p->nframes || fused[e->frame]++))
-			problem(&c, "entry %u: frame %u out of range or "
-				"shared", i, e->frame);
+			problem(&c,
+				"entry %u: frame %u out of range or "
+				"shared",
+				i, e->frame);
 		if (in_block && (e->slot >= p->nslots || sused[e->slot]++))
 			problem(&c, "entry %u: slot %u out of range or shared",
 				i, e->slot);
@@ -173,17 +183,23 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		vems__xidx_foreach(&v[i]->idx, idx_fn, &w);
 		indexed += v[i]->idx.count;
 		if (v[i]->rec->size > VEMS_OBJ_MAX_SIZE)
-			problem(&c, "object %" PRIu64 ".%" PRIu64 ": size %"
-				PRIu64 " past the maximum", v[i]->oid.partition,
-				v[i]->oid.id, v[i]->rec->size);
+			problem(&c,
+				"object %" PRIu64 ".%" PRIu64 ": size %" PRIu64
+				" past the maximum",
+				v[i]->oid.partition, v[i]->oid.id,
+				v[i]->rec->size);
 	}
 	if (indexed != mapped)
-		problem(&c, "DRAM index holds %" PRIu64 " extents, the entry "
-			"table %" PRIu64, indexed, mapped);
+		problem(&c,
+			"DRAM index holds %" PRIu64 " extents, the entry "
+			"table %" PRIu64,
+			indexed, mapped);
 	for (int s = VEMS_ES_PMEM; s <= VEMS_ES_BLOCK; s++)
 		if (nstate[s] != atomic_load(&p->st.nstate[s]))
-			problem(&c, "state %d: %" PRIu64 " entries, counter "
-				"says %" PRIu64, s, nstate[s],
+			problem(&c,
+				"state %d: %" PRIu64 " entries, counter "
+				"says %" PRIu64,
+				s, nstate[s],
 				(uint64_t)atomic_load(&p->st.nstate[s]));
 	/* free lists: exactly the unused frames and slots */
 	for (uint32_t i = 0; i < p->free_frames.n; i++) {
@@ -214,7 +230,8 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 				vems_container_of(e, struct vems_name, node);
 			struct vems_oid o = {nm->rec->partition, nm->rec->id};
 			if (vems__obj_find(p, &o) == NULL)
-				problem(&c, "name \"%.128s\" is bound to "
+				problem(&c,
+					"name \"%.128s\" is bound to "
 					"missing object %" PRIu64 ".%" PRIu64,
 					nm->rec->name, o.partition, o.id);
 		}

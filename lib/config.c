@@ -66,7 +66,8 @@ vems_config_set_block_path(struct vems_config *cfg, const char *path)
 	if (len == 0)
 		return vems__fail(-EINVAL, "block path is empty");
 	if (len >= PATH_MAX)
-		return vems__fail(-ENAMETOOLONG, "block path is %zu bytes", len);
+		return vems__fail(-ENAMETOOLONG, "block path is %zu bytes",
+				  len);
 	char *copy = strdup(path);
 	if (copy == NULL)
 		return vems__fail(-ENOMEM, "out of memory");

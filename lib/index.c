@@ -17,7 +17,7 @@ slot_of(uint32_t key, uint32_t cap)
 {
 	/* Fibonacci hashing: sequential extents spread over the table */
 	return (uint32_t)((key * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
-	       (cap - 1);
+		(cap - 1);
 }
 
 void

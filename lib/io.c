@@ -78,12 +78,13 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		} else {
 			const struct vems_entry *e = &p->entries[ei];
 			if (e->state == VEMS_ES_BLOCK) {
-				ret = vems__fail(-EIO,
-						 "extent %u of object %" PRIu64
-						 ".%" PRIu64 " is in the block "
-						 "file, which this build cannot "
-						 "read",
-						 ext, n->oid.partition, n->oid.id);
+				ret = vems__fail(
+					-EIO,
+					"extent %u of object %" PRIu64
+					".%" PRIu64 " is in the block "
+					"file, which this build cannot "
+					"read",
+					ext, n->oid.partition, n->oid.id);
 				break;
 			}
 			memcpy(out + done, vems__frame_addr(p, e->frame) + in,
@@ -109,8 +110,8 @@ struct newext {
 };
 
 static void
-release_new(struct vems_pool *p, struct vems_objnode *n,
-	    const struct newext *v, size_t cnt)
+release_new(struct vems_pool *p, struct vems_objnode *n, const struct newext *v,
+	    size_t cnt)
 {
 	pthread_mutex_lock(&p->alloc_lock);
 	for (size_t i = 0; i < cnt; i++) {
@@ -181,8 +182,9 @@ zero_mapped(struct vems_pool *p, struct vems_objnode *n, uint64_t from,
 	if (to > ext_end)
 		to = ext_end;
 	const struct vems_entry *e = &p->entries[ei];
-	return vems__pmem_zero(p, vems__frame_addr(p, e->frame) +
-					  (from & (p->extent_size - 1)),
+	return vems__pmem_zero(p,
+			       vems__frame_addr(p, e->frame) +
+				       (from & (p->extent_size - 1)),
 			       (size_t)(to - from));
 }
 
@@ -209,8 +211,8 @@ set_size(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
 }
 
 static int
-write_locked(struct vems_obj *obj, const uint8_t *src, size_t len,
-	     uint64_t off, bool drain)
+write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
+	     bool drain)
 {
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
@@ -221,8 +223,8 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len,
 	size_t nnew = 0;
 	int ret;
 
-	uint64_t span = ((end - 1) >> p->extent_shift) -
-			(off >> p->extent_shift) + 1;
+	uint64_t span =
+		((end - 1) >> p->extent_shift) - (off >> p->extent_shift) + 1;
 	if (span > VEMS_ARRAY_SIZE(stackv)) {
 		v = malloc(span * sizeof(*v));
 		if (v == NULL)
@@ -233,8 +235,7 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len,
 	 * Done before claiming, so it only meets extents mapped before this
 	 * call; if the claim then fails, only bytes past the end changed.
 	 */
-	if (end > old && off > old &&
-	    (ret = zero_mapped(p, n, old, off)) != 0)
+	if (end > old && off > old && (ret = zero_mapped(p, n, old, off)) != 0)
 		goto out;
 	if ((ret = claim_extents(p, n, off, end, v, &nnew)))
 		goto out;
@@ -261,18 +262,18 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len,
 			if (in > 0)
 				ret = vems__pmem_zero(p, f, (size_t)in);
 			if (ret == 0 && in + chunk < live)
-				ret = vems__pmem_zero(p, f + in + chunk,
-						      (size_t)(live - in -
-							       chunk));
+				ret = vems__pmem_zero(
+					p, f + in + chunk,
+					(size_t)(live - in - chunk));
 			e->ext_index = ext;
 			e->frame = ne->frame;
 			e->slot = 0;
 			e->crc = 0;
 			e->state = VEMS_ES_PMEM;
 			if (ret == 0)
-				ret = vems__pmem_flush(p, &e->ext_index,
-						       sizeof(*e) -
-							       sizeof(e->serial));
+				ret = vems__pmem_flush(
+					p, &e->ext_index,
+					sizeof(*e) - sizeof(e->serial));
 		} else {
 			f = vems__frame_addr(p, e->frame);
 		}
@@ -283,13 +284,14 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len,
 		done += chunk;
 	}
 	if (nnew > 0 || new_size != old || drain)
-		vems__pmem_drain(p); /* data before the entries/size naming it */
+		vems__pmem_drain(
+			p); /* data before the entries/size naming it */
 
 	/* 2. commit the new extents */
 	if (nnew > 0) {
 		for (size_t i = 0; i < nnew && ret == 0; i++)
-			ret = vems__pmem_store64(p, &p->entries[v[i].entry].serial,
-						 n->serial);
+			ret = vems__pmem_store64(
+				p, &p->entries[v[i].entry].serial, n->serial);
 		if (ret)
 			goto fail;
 		if (new_size != old || drain)
@@ -311,9 +313,8 @@ fail:
 	 */
 	for (size_t i = 0; i < nnew; i++)
 		if (p->entries[v[i].entry].serial != 0)
-			(void)vems__pmem_store64(p,
-						 &p->entries[v[i].entry].serial,
-						 0);
+			(void)vems__pmem_store64(
+				p, &p->entries[v[i].entry].serial, 0);
 	vems__pmem_drain(p);
 	release_new(p, n, v, nnew);
 out:
@@ -323,8 +324,8 @@ out:
 }
 
 ssize_t
-vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len,
-		uint64_t off, unsigned flags)
+vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
+		unsigned flags)
 {
 	if (obj == NULL || (buf == NULL && len > 0))
 		return vems__fail(-EINVAL, "vems_obj_pwrite: obj or buf NULL");
@@ -338,8 +339,8 @@ vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len,
 		return ret;
 	if (len == 0)
 		return 0;
-	bool drain = !((flags & VEMS_W_NODRAIN) ||
-		       (obj->flags & VEMS_O_NODRAIN));
+	bool drain =
+		!((flags & VEMS_W_NODRAIN) || (obj->flags & VEMS_O_NODRAIN));
 	struct vems_objnode *n = obj->node;
 	pthread_rwlock_wrlock(&n->lock);
 	ret = write_locked(obj, buf, len, off, drain);
@@ -361,8 +362,10 @@ vems_obj_truncate(struct vems_obj *obj, uint64_t size)
 	if (obj->flags & VEMS_O_RDONLY)
 		return vems__fail(-EBADF, "object handle is read-only");
 	if (size > VEMS_OBJ_MAX_SIZE)
-		return vems__fail(-EINVAL, "size %" PRIu64 " is past the "
-				  "maximum object size", size);
+		return vems__fail(-EINVAL,
+				  "size %" PRIu64 " is past the "
+				  "maximum object size",
+				  size);
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
 	int ret = 0;

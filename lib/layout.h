@@ -59,27 +59,26 @@ struct vems_super {
 	uint32_t page_size;
 	uint8_t uuid[16];
 	uint8_t block_uuid[16];
-	uint64_t pmem_size;	/* file size, 0 for a device */
+	uint64_t pmem_size; /* file size, 0 for a device */
 	uint64_t extent_size;
-	uint64_t nframes;	/* extent frames in the data area */
-	uint64_t nslots;	/* extent slots in the block file */
-	uint64_t nentries;	/* entry table length */
+	uint64_t nframes;	 /* extent frames in the data area */
+	uint64_t nslots;	 /* extent slots in the block file */
+	uint64_t nentries;	 /* entry table length */
 	uint64_t block_data_off; /* offset of slot 0 in the block file */
-	PMEMoid entries;	/* struct vems_entry[nentries] */
-	PMEMoid data;		/* nframes * extent_size (+ alignment) */
-	uint64_t data_align;	/* offset of frame 0 within `data` */
+	PMEMoid entries;	 /* struct vems_entry[nentries] */
+	PMEMoid data;		 /* nframes * extent_size (+ alignment) */
+	uint64_t data_align;	 /* offset of frame 0 within `data` */
 	uint8_t reserved[56];
 	char block_path[VEMS_BLOCK_PATH_MAX + 1];
 	uint8_t pad[3];
-	uint32_t csum;		/* CRC-32C of all bytes before it */
+	uint32_t csum; /* CRC-32C of all bytes before it */
 	/* mutable, transactional */
-	uint64_t next_id;	/* next id handed out by vems_obj_create */
-	uint64_t next_serial;	/* next object serial (never reused) */
+	uint64_t next_id;     /* next id handed out by vems_obj_create */
+	uint64_t next_serial; /* next object serial (never reused) */
 	uint64_t mreserved[6];
 };
 static_assert(offsetof(struct vems_super, entries) == 96, "super layout");
-static_assert(offsetof(struct vems_super, block_path) == 192,
-	      "super layout");
+static_assert(offsetof(struct vems_super, block_path) == 192, "super layout");
 static_assert(offsetof(struct vems_super, csum) == 1096, "super layout");
 static_assert(sizeof(struct vems_super) == 1164 + 4, "super layout");
 
@@ -90,7 +89,7 @@ static_assert(sizeof(struct vems_super) == 1164 + 4, "super layout");
 struct vems_obj_rec {
 	uint64_t partition;
 	uint64_t id;
-	uint64_t serial;	/* identifies the object's entries */
+	uint64_t serial; /* identifies the object's entries */
 	uint64_t size;
 	int64_t ctime_ns;
 	int64_t mtime_ns;

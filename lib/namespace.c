@@ -23,8 +23,7 @@ check_name(const char *name, size_t *lenp)
 	if (len == 0)
 		return vems__fail(-EINVAL, "name is empty");
 	if (len > VEMS_NAME_MAX)
-		return vems__fail(-ENAMETOOLONG,
-				  "name is longer than %u bytes",
+		return vems__fail(-ENAMETOOLONG, "name is longer than %u bytes",
 				  VEMS_NAME_MAX);
 	*lenp = len;
 	return 0;
@@ -36,8 +35,8 @@ find(struct vems_pool *p, const char *name, size_t len)
 	uint64_t h = vems__hash_str(name, len);
 	for (struct vems_hnode *e = vems__htab_first(&p->names, h); e;
 	     e = vems__htab_next_same(e)) {
-		struct vems_name *n = vems_container_of(e, struct vems_name,
-							node);
+		struct vems_name *n =
+			vems_container_of(e, struct vems_name, node);
 		if (n->rec->len == len && memcmp(n->rec->name, name, len) == 0)
 			return n;
 	}
@@ -77,8 +76,10 @@ vems__name_load(struct vems_pool *p, PMEMoid rec_oid)
 		return vems__fail(VEMS_E_CORRUPT, "%s: invalid name record",
 				  p->pmem_path);
 	if (find(p, r->name, r->len))
-		return vems__fail(VEMS_E_CORRUPT, "%s: name \"%.64s\" bound "
-				  "twice", p->pmem_path, r->name);
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: name \"%.64s\" bound "
+				  "twice",
+				  p->pmem_path, r->name);
 	if (add_node(p, rec_oid))
 		return vems__fail(-ENOMEM, "out of memory");
 	return 0;

@@ -115,8 +115,7 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 		memset(r, 0, sizeof(*r));
 		r->partition = want.partition;
 		r->id = want.id;
-		pmemobj_tx_add_range_direct(&sb->next_id,
-					    2 * sizeof(uint64_t));
+		pmemobj_tx_add_range_direct(&sb->next_id, 2 * sizeof(uint64_t));
 		r->serial = sb->next_serial++;
 		if (oid->id == 0)
 			sb->next_id = want.id + 1;
@@ -338,8 +337,8 @@ fill_stat(struct vems_pool *p, struct vems_objnode *n, struct vems_obj_stat *st)
 	st->extents_both = n->nstate[VEMS_ES_BOTH];
 	st->extents_block = n->nstate[VEMS_ES_BLOCK];
 	st->pmem_bytes = (st->extents_pmem + st->extents_both) * p->extent_size;
-	st->block_bytes = (st->extents_both + st->extents_block) *
-			  p->extent_size;
+	st->block_bytes =
+		(st->extents_both + st->extents_block) * p->extent_size;
 	pthread_rwlock_unlock(&n->lock);
 }
 
@@ -396,7 +395,8 @@ vems_obj_list(struct vems_pool *p, vems_oid_fn fn, void *arg)
 		for (struct vems_hnode *e = p->objects.buckets[i]; e;
 		     e = e->next)
 			v[n++] = vems_container_of(e, struct vems_objnode,
-						   by_oid)->oid;
+						   by_oid)
+					 ->oid;
 	pthread_rwlock_unlock(&p->meta_lock);
 	/* callbacks run unlocked, so they may call back into the pool */
 	qsort(v, n, sizeof(*v), oid_cmp);

@@ -140,26 +140,32 @@ reg_del(dev_t dev, ino_t ino)
 static int
 lock_owner(int fd, const char *path)
 {
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
-			   .l_start = 0, .l_len = 1};
+	struct flock fl = {.l_type = F_WRLCK,
+			   .l_whence = SEEK_SET,
+			   .l_start = 0,
+			   .l_len = 1};
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno != EAGAIN && errno != EACCES)
 		return vems__fail(-errno, "cannot lock %s: %s", path,
 				  strerror(errno));
-	struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
-			  .l_start = 1, .l_len = 1};
+	struct flock q = {.l_type = F_WRLCK,
+			  .l_whence = SEEK_SET,
+			  .l_start = 1,
+			  .l_len = 1};
 	if (fcntl(fd, F_GETLK, &q) == 0 && q.l_type != F_UNLCK)
-		return vems__fail(-EBUSY, "pool %s is open in process %d",
-				  path, (int)q.l_pid);
+		return vems__fail(-EBUSY, "pool %s is open in process %d", path,
+				  (int)q.l_pid);
 	return vems__fail(-EBUSY, "pool %s is open in another process", path);
 }
 
 static void
 advertise_pid(int fd)
 {
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
-			   .l_start = 1, .l_len = 1};
+	struct flock fl = {.l_type = F_WRLCK,
+			   .l_whence = SEEK_SET,
+			   .l_start = 1,
+			   .l_len = 1};
 	(void)fcntl(fd, F_SETLK, &fl); /* best effort: only for messages */
 }
 
@@ -197,8 +203,8 @@ make_layout(char *out, size_t outlen, uint64_t size, const uint8_t uuid[16],
 {
 	char u[33];
 	hex16(u, uuid);
-	snprintf(out, outlen, VEMS_LAYOUT_PREFIX "fmt=%u size=%" PRIu64
-		 " uuid=%s block=%s",
+	snprintf(out, outlen,
+		 VEMS_LAYOUT_PREFIX "fmt=%u size=%" PRIu64 " uuid=%s block=%s",
 		 VEMS_FORMAT, size, u, block);
 }
 
@@ -219,10 +225,11 @@ read_layout(int fd, const char *path, char raw[PMEMOBJ_MAX_LAYOUT],
 				  path);
 	raw[PMEMOBJ_MAX_LAYOUT - 1] = '\0';
 	if (strncmp(raw, VEMS_LAYOUT_PREFIX, strlen(VEMS_LAYOUT_PREFIX)) != 0)
-		return vems__fail(VEMS_E_NOTPOOL,
-				  "%s is a libpmemobj pool of layout \"%.64s\", "
-				  "not a libvems pool",
-				  path, raw);
+		return vems__fail(
+			VEMS_E_NOTPOOL,
+			"%s is a libpmemobj pool of layout \"%.64s\", "
+			"not a libvems pool",
+			path, raw);
 	char u[33];
 	int off = 0;
 	if (sscanf(raw, VEMS_LAYOUT_PREFIX "fmt=%u", &li->fmt) != 1)
@@ -233,8 +240,9 @@ read_layout(int fd, const char *path, char raw[PMEMOBJ_MAX_LAYOUT],
 				  "%s has pool format %u, this library (%s) "
 				  "reads format %u",
 				  path, li->fmt, vems_version(), VEMS_FORMAT);
-	if (sscanf(raw, VEMS_LAYOUT_PREFIX "fmt=%u size=%" SCNu64
-		   " uuid=%32[0-9a-f] block=%n",
+	if (sscanf(raw,
+		   VEMS_LAYOUT_PREFIX "fmt=%u size=%" SCNu64
+				      " uuid=%32[0-9a-f] block=%n",
 		   &li->fmt, &li->size, u, &off) != 3 ||
 	    off == 0 || strlen(u) != 32 || unhex16(li->uuid, u) != 0 ||
 	    strlen(raw + off) > VEMS_BLOCK_PATH_MAX || raw[off] == '\0')
@@ -255,7 +263,8 @@ pool_alloc(void)
 	p->lock_fd = p->block_fd = -1;
 	pthread_rwlock_init(&p->meta_lock, NULL);
 	pthread_mutex_init(&p->alloc_lock, NULL);
-	if (vems__htab_init(&p->objects, 64) || vems__htab_init(&p->names, 64)) {
+	if (vems__htab_init(&p->objects, 64) ||
+	    vems__htab_init(&p->names, 64)) {
 		vems__htab_fini(&p->objects);
 		vems__htab_fini(&p->names);
 		free(p);
@@ -276,8 +285,8 @@ pool_free(struct vems_pool *p)
 		struct vems_hnode *e = p->objects.buckets[i];
 		while (e) {
 			struct vems_hnode *next = e->next;
-			vems__obj_free_node(
-				vems_container_of(e, struct vems_objnode, by_oid));
+			vems__obj_free_node(vems_container_of(
+				e, struct vems_objnode, by_oid));
 			e = next;
 		}
 	}
@@ -329,8 +338,8 @@ attach(struct vems_pool *p)
 		 * MADV_RANDOM keeps page-sized folios for the data area.
 		 */
 		uintptr_t a = (uintptr_t)p->frames & ~(uintptr_t)4095;
-		(void)madvise((void *)a,
-			      (size_t)p->nframes * p->extent_size, MADV_RANDOM);
+		(void)madvise((void *)a, (size_t)p->nframes * p->extent_size,
+			      MADV_RANDOM);
 	}
 	p->block_io = "buffered+fdatasync";
 	return 0;
@@ -359,13 +368,14 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 				  path);
 	uint64_t es = sb->extent_size;
 	if (sb->page_size != VEMS_PAGE_SIZE || es < VEMS_PAGE_SIZE ||
-	    (es & (es - 1)) || es > (UINT64_C(2) << 20) ||
-	    sb->nframes == 0 || sb->nframes >= UINT32_MAX ||
-	    sb->nslots >= UINT32_MAX ||
+	    (es & (es - 1)) || es > (UINT64_C(2) << 20) || sb->nframes == 0 ||
+	    sb->nframes >= UINT32_MAX || sb->nslots >= UINT32_MAX ||
 	    sb->nentries < sb->nframes + sb->nslots ||
 	    sb->nentries >= UINT32_MAX)
-		return vems__fail(VEMS_E_CORRUPT, "%s: superblock geometry is "
-				  "invalid", path);
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: superblock geometry is "
+				  "invalid",
+				  path);
 	if (pmemobj_type_num(sb->entries) != VEMS_TYPE_ENTRIES ||
 	    pmemobj_alloc_usable_size(sb->entries) <
 		    sb->nentries * sizeof(struct vems_entry) ||
@@ -443,9 +453,9 @@ rebuild(struct vems_pool *p)
 		struct vems_objnode *n = NULL;
 		if (s)
 			memcpy(&n, s + 1, sizeof(n));
-		uint64_t next = n ? (n->rec->size + p->extent_size - 1) >>
-					    p->extent_shift
-				  : 0;
+		uint64_t next = n
+			? (n->rec->size + p->extent_size - 1) >> p->extent_shift
+			: 0;
 		if (n == NULL || e->ext_index >= next) {
 			/*
 			 * An extent of a removed object, or past the end of a
@@ -458,20 +468,20 @@ rebuild(struct vems_pool *p)
 			vems__fl_push(&p->free_entries, i);
 			continue;
 		}
-		bool in_pmem = e->state == VEMS_ES_PMEM ||
-			       e->state == VEMS_ES_BOTH;
-		bool in_block = e->state == VEMS_ES_BOTH ||
-				e->state == VEMS_ES_BLOCK;
+		bool in_pmem =
+			e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH;
+		bool in_block =
+			e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK;
 		if (!in_pmem && !in_block) {
 			ret = vems__fail(VEMS_E_CORRUPT,
 					 "%s: entry %u has invalid state %u",
 					 p->pmem_path, i, e->state);
 			break;
 		}
-		if ((in_pmem && (e->frame >= p->nframes ||
-				 frame_used[e->frame]++)) ||
-		    (in_block && (e->slot >= p->nslots ||
-				  slot_used[e->slot]++))) {
+		if ((in_pmem &&
+		     (e->frame >= p->nframes || frame_used[e->frame]++)) ||
+		    (in_block &&
+		     (e->slot >= p->nslots || slot_used[e->slot]++))) {
 			ret = vems__fail(VEMS_E_CORRUPT,
 					 "%s: entry %u points at a frame or "
 					 "slot out of range or already used",
@@ -606,7 +616,7 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 	uint64_t zones = (pmem_size + OBJ_ZONE_BYTES - 1) / OBJ_ZONE_BYTES;
 	uint64_t reserve = pmem_size / 32 > MIB ? pmem_size / 32 : MIB;
 	uint64_t overhead = OBJ_BASE_OVERHEAD + zones * OBJ_ZONE_OVERHEAD +
-			    ent_bytes + reserve + es;
+		ent_bytes + reserve + es;
 	if (pmem_size <= overhead + es)
 		return vems__fail(-ENOSPC,
 				  "pmem size %llu is too small for the "
@@ -641,9 +651,9 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 			PMEMoid big = OID_NULL, small = OID_NULL;
 			bool room = pmemobj_alloc(pop, &big, reserve, 0, NULL,
 						  NULL) == 0 &&
-				    pmemobj_alloc(pop, &small,
-						  sizeof(struct vems_obj_rec),
-						  0, NULL, NULL) == 0;
+				pmemobj_alloc(pop, &small,
+					      sizeof(struct vems_obj_rec), 0,
+					      NULL, NULL) == 0;
 			pmemobj_free(&big);
 			pmemobj_free(&small);
 			if (room)
@@ -702,7 +712,8 @@ vems_pool_create(struct vems_pool **poolp, const char *path,
 	int ret;
 
 	if (poolp == NULL || path == NULL || path[0] == '\0')
-		return vems__fail(-EINVAL, "vems_pool_create: pool or path is "
+		return vems__fail(-EINVAL,
+				  "vems_pool_create: pool or path is "
 				  "NULL or empty");
 	*poolp = NULL;
 	if (ucfg)
@@ -722,8 +733,10 @@ vems_pool_create(struct vems_pool **poolp, const char *path,
 	if (!is_dev && cfg.pmem_size == 0)
 		return vems__fail(-EINVAL, "pmem size not set for %s", path);
 	if (!is_dev && cfg.pmem_size < VEMS_PMEM_MIN_SIZE)
-		return vems__fail(-EINVAL, "pmem size %llu below the minimum "
-				  "%llu", (unsigned long long)cfg.pmem_size,
+		return vems__fail(-EINVAL,
+				  "pmem size %llu below the minimum "
+				  "%llu",
+				  (unsigned long long)cfg.pmem_size,
 				  (unsigned long long)VEMS_PMEM_MIN_SIZE);
 
 	const char *bp = cfg.block_path;
@@ -808,8 +821,8 @@ vems_pool_create(struct vems_pool **poolp, const char *path,
 	 * The block file last: an interrupted create leaves a pmem file
 	 * with a superblock but no block file, which open reports clearly.
 	 */
-	if ((ret = vems__block_create(block_path, nslots, cfg.extent_size,
-				      uuid, buuid, &p->block_fd)))
+	if ((ret = vems__block_create(block_path, nslots, cfg.extent_size, uuid,
+				      buuid, &p->block_fd)))
 		goto fail;
 	made_block = true;
 	if ((ret = attach(p)) || (ret = rebuild(p)))
@@ -835,7 +848,8 @@ vems_pool_open(struct vems_pool **poolp, const char *path,
 {
 	int ret;
 	if (poolp == NULL || path == NULL || path[0] == '\0')
-		return vems__fail(-EINVAL, "vems_pool_open: pool or path is "
+		return vems__fail(-EINVAL,
+				  "vems_pool_open: pool or path is "
 				  "NULL or empty");
 	*poolp = NULL;
 	struct vems_pool *p = pool_alloc();

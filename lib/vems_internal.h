@@ -66,7 +66,7 @@ struct vems_hnode *vems__htab_first(const struct vems_htab *h, uint64_t hash);
 struct vems_hnode *vems__htab_next_same(const struct vems_hnode *n);
 uint64_t vems__hash64(uint64_t a, uint64_t b);
 uint64_t vems__hash_str(const char *s, size_t len);
-#define vems_container_of(p, type, member)                                   \
+#define vems_container_of(p, type, member)                                     \
 	((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 /* --- index.c: per-object DRAM extent index (ext_index -> entry) ----- */
@@ -150,7 +150,7 @@ struct vems_pool {
 	uint32_t nframes, nslots, nentries;
 	bool is_pmem; /* decided once at open: flush+fence, or msync */
 
-	int lock_fd;  /* pmem file, holds the ownership locks */
+	int lock_fd; /* pmem file, holds the ownership locks */
 	int block_fd;
 	char *pmem_path;
 	char *block_path;
@@ -195,8 +195,8 @@ bool vems__fl_pop(struct vems_freelist *fl, uint32_t *v);
 
 /* --- block.c: the block file ---------------------------------------- */
 
-int vems__block_create(const char *path, uint64_t nslots,
-		       uint64_t extent_size, const uint8_t pool_uuid[16],
+int vems__block_create(const char *path, uint64_t nslots, uint64_t extent_size,
+		       const uint8_t pool_uuid[16],
 		       const uint8_t block_uuid[16], int *fdp);
 int vems__block_precheck(const char *path, const char *pool_path,
 			 const uint8_t pool_uuid[16]);
@@ -244,7 +244,7 @@ vems__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-#define VEMS_STAT_ADD(p, field, v)                                           \
+#define VEMS_STAT_ADD(p, field, v)                                             \
 	atomic_fetch_add_explicit(&(p)->st.field, (v), memory_order_relaxed)
 
 #endif /* VEMS_INTERNAL_H */

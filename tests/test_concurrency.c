@@ -60,8 +60,8 @@ disjoint_worker(void *arg)
 		uint64_t roff = tu_rand(&rng) % size;
 		size_t rlen = 1 + tu_rand(&rng) % 65536;
 		ssize_t got = vems_obj_pread(o, buf, rlen, roff);
-		ssize_t want = (ssize_t)(roff + rlen > size ? size - roff
-							    : rlen);
+		ssize_t want =
+			(ssize_t)(roff + rlen > size ? size - roff : rlen);
 		if (got != want || memcmp(buf, shadow + roff, (size_t)want))
 			atomic_fetch_add(&t->c->errors, 1);
 	}
@@ -125,8 +125,7 @@ page_reader(void *arg)
 {
 	struct targ *t = arg;
 	struct vems_obj *o;
-	if (vems_obj_open(t->c->tp.pool, t->c->shared_oid, VEMS_O_RDONLY,
-			  &o)) {
+	if (vems_obj_open(t->c->tp.pool, t->c->shared_oid, VEMS_O_RDONLY, &o)) {
 		atomic_fetch_add(&t->c->errors, 1);
 		return NULL;
 	}

@@ -27,7 +27,7 @@
 
 #define MIB (UINT64_C(1) << 20)
 #define NOBJ 3
-#define SPAN (3 * MIB)	/* per object address range */
+#define SPAN (3 * MIB) /* per object address range */
 #define MAXOPS 100000
 
 enum { OP_WRITE = 1, OP_TRUNC = 2 };
@@ -43,7 +43,8 @@ struct shared {
 	struct op ops[MAXOPS];
 };
 
-static int iterations(void)
+static int
+iterations(void)
 {
 	const char *e = getenv("VEMS_CRASH_ITERATIONS");
 	return e ? atoi(e) : 200;
@@ -51,8 +52,7 @@ static int iterations(void)
 
 /* The child's work: random operations until killed or done. */
 static void
-child(const char *pmem, struct vems_oid *oids, struct shared *sh,
-      uint64_t seed)
+child(const char *pmem, struct vems_oid *oids, struct shared *sh, uint64_t seed)
 {
 	struct vems_pool *pool;
 	struct vems_obj *o[NOBJ];
@@ -172,7 +172,8 @@ test_sigkill_writer(void **state)
 				if (memcmp(rd, shadow[i], size[i]) != 0)
 					fail_msg("iteration %d: object %d "
 						 "differs from its completed "
-						 "writes", it, i);
+						 "writes",
+						 it, i);
 				continue;
 			}
 			/* the op in flight: each byte old or new */
@@ -184,8 +185,8 @@ test_sigkill_writer(void **state)
 			uint64_t hi = size[i] < asize ? asize : size[i];
 			if (st.size < lo || st.size > hi)
 				fail_msg("iteration %d: size %llu not in "
-					 "[%llu, %llu]", it,
-					 (unsigned long long)st.size,
+					 "[%llu, %llu]",
+					 it, (unsigned long long)st.size,
 					 (unsigned long long)lo,
 					 (unsigned long long)hi);
 			for (uint64_t b = 0; b < st.size; b++) {
@@ -194,9 +195,9 @@ test_sigkill_writer(void **state)
 				if (rd[b] != old && rd[b] != nw)
 					fail_msg("iteration %d: object %d byte "
 						 "%llu is %#x, neither old "
-						 "%#x nor new %#x", it, i,
-						 (unsigned long long)b, rd[b],
-						 old, nw);
+						 "%#x nor new %#x",
+						 it, i, (unsigned long long)b,
+						 rd[b], old, nw);
 			}
 			/* what is on media is the truth from now on */
 			memcpy(shadow[i], rd, st.size);

@@ -115,8 +115,8 @@ test_random_vs_shadow(void **state)
 		for (int i = 0; i < 200; i++) {
 			uint64_t off = tu_rand(&rng) % size;
 			size_t len = 1 + tu_rand(&rng) % 70000;
-			ssize_t want = (ssize_t)(off + len > size ? size - off
-								   : len);
+			ssize_t want =
+				(ssize_t)(off + len > size ? size - off : len);
 			assert_int_equal(vems_obj_pread(o, buf, len, off),
 					 want);
 			assert_memory_equal(buf, shadow + off, (size_t)want);

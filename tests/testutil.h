@@ -13,12 +13,12 @@
 #include "vems.h"
 
 /* Fails the test with vems_errormsg() if expr is negative. */
-#define TU_OK(expr)                                                          \
-	do {                                                                 \
-		long long tu_r_ = (long long)(expr);                         \
-		if (tu_r_ < 0)                                               \
-			fail_msg("%s = %lld (%s): %s", #expr, tu_r_,          \
-				 vems_strerror((int)tu_r_), vems_errormsg()); \
+#define TU_OK(expr)                                                            \
+	do {                                                                   \
+		long long tu_r_ = (long long)(expr);                           \
+		if (tu_r_ < 0)                                                 \
+			fail_msg("%s = %lld (%s): %s", #expr, tu_r_,           \
+				 vems_strerror((int)tu_r_), vems_errormsg());  \
 	} while (0)
 
 struct tu_pool {
