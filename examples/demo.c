@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* demo.c -- the README's demo: a working set larger than pmem, verified */
+/* demo.c -- the README's demo: objects written, read back and verified */
 
 /*
  * Creates a pool on emulated pmem in a temporary directory, writes a working
- * set of objects (by default four times the pool's pmem data capacity, so
- * that the block file has to hold most of it), and reads everything back:
+ * set of objects (by default half the pool's pmem data capacity: spilling
+ * to the block file is not in this release, so pmem must hold it all; a
+ * larger --working-set shows the clean ENOSPC), and reads everything back:
  * sequentially, at random offsets, after partial overwrites, and after the
  * pool is closed and reopened. Every byte read is compared with what was
  * written; any difference, or any error, makes it exit 1. At the end it
@@ -354,7 +355,7 @@ create_pool(struct demo *d, const char *pmem, const char *blk,
 	return rc ? fail("vems_pool_create", rc) : 0;
 }
 
-/* The whole demo on an open pool; working_set 0 means 4 x pmem capacity. */
+/* The whole demo on an open pool; working_set 0 means pmem capacity / 2. */
 static int
 run(struct demo *d, const char *pmem, uint64_t working_set)
 {
@@ -365,7 +366,7 @@ run(struct demo *d, const char *pmem, uint64_t working_set)
 	if (rc)
 		return fail("vems_pool_info", rc);
 	if (!working_set)
-		working_set = 4 * in.pmem_extents * in.extent_size;
+		working_set = in.pmem_extents * in.extent_size / 2;
 	d->obj_size = working_set / 16 < OBJ_SIZE_MAX ? working_set / 16
 						      : OBJ_SIZE_MAX;
 	d->obj_size -= d->obj_size % VEMS_PAGE_SIZE;
@@ -453,8 +454,8 @@ usage(FILE *f)
 		"\n\n"
 		"  --pmem-size SIZE    pmem file size (default 64M, at least "
 		"16M)\n"
-		"  --working-set SIZE  bytes of objects to write (default: 4 x "
-		"the\n"
+		"  --working-set SIZE  bytes of objects to write (default: "
+		"half the\n"
 		"                      pool's pmem data capacity)\n"
 		"  --dir DIR           directory for the pool's files "
 		"(default: a\n"

@@ -1077,9 +1077,9 @@ collect_oid(const struct vems_oid *oid, void *arg)
 }
 
 /*
- * The data half of "check": reads every object end to end, so that the
- * library verifies the checksum of every extent that lives in the block
- * file. Returns the number of problems, or -1 if the scan could not run.
+ * The data half of "check": reads every object end to end, so that every
+ * mapped extent is read back through the data path. Returns the number of
+ * problems, or -1 if the scan could not run.
  */
 static long
 check_data(struct vems_pool *pool, uint64_t *bytes)
@@ -1498,8 +1498,8 @@ static const struct command commands[] = {
 	 "POOL [--metadata-only]",
 	 "verify a pool",
 	 "Verifies every metadata invariant of the pool, then reads every "
-	 "object end\nto end so that the checksum of every extent in the "
-	 "block file is verified.\nPrints one 'problem:' line per problem "
+	 "object end\nto end so that every mapped extent is read back.\n"
+	 "Prints one 'problem:' line per problem "
 	 "and exits 1 if there is any.\n"},
 	{"ls",
 	 cmd_ls,
