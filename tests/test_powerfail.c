@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_powerfail.c -- simulated power failure at every fence of a workload
+ *
+ * A SIGKILLed process loses nothing that reached its CPU caches, so it
+ * cannot show a missing flush or a store ordered after the wrong fence.
+ * This test can: it defines libpmem's flush/fence calls itself (the
+ * dynamic linker binds libvems' and libpmemobj's calls to these, which
+ * forward to the real libpmem), and keeps a "media" image of the pool that
+ * receives a flushed range only when a later pmem_drain() orders it; at the
+ * crash, any subset of the flushed-but-unfenced ranges also lands. That is
+ * what DESIGN.md rule 5 exists for.
+ *
+ * For each fence K of a fixed workload: run the workload on a fresh copy
+ * of the pool, take the media image as it was just before fence K, write
+ * it back as the pool file, reopen, and check that vems_pool_check() is
+ * clean and that every write that had returned before fence K is intact
+ * (the one in flight: each byte old or new).
+ */
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <libpmem.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "vems_internal.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+/* --- the interposed libpmem calls ----------------------------------- */
+
+struct range {
+	size_t off, len;
+};
+
+static struct {
+	bool on;
+	uint8_t *base; /* the live mapping of the pool file */
+	size_t len;
+	uint8_t *media; /* what would survive a power failure */
+	struct range *pend;
+	size_t npend, cap;
+	long drains;   /* fences seen since tracking began */
+	long crash_at; /* take the image before this fence (0: never) */
+	uint8_t *image;
+	bool taken;
+} T;
+
+static void
+note(const void *addr, size_t len)
+{
+	const uint8_t *a = addr;
+	if (!T.on || a + len <= T.base || a >= T.base + T.len)
+		return;
+	if (a < T.base) {
+		len -= (size_t)(T.base - a);
+		a = T.base;
+	}
+	if (a + len > T.base + T.len)
+		len = (size_t)(T.base + T.len - a);
+	if (T.npend == T.cap) {
+		T.cap = T.cap ? 2 * T.cap : 1024;
+		T.pend = realloc(T.pend, T.cap * sizeof(*T.pend));
+	}
+	T.pend[T.npend++] = (struct range){(size_t)(a - T.base), len};
+}
+
+static void
+fence(void)
+{
+	if (!T.on)
+		return;
+	T.drains++;
+	if (T.drains == T.crash_at && !T.taken) {
+		/*
+		 * Power fails before this fence: the media image, plus any
+		 * subset of the lines flushed since the last fence (the
+		 * hardware may write them back in any order).
+		 */
+		uint64_t rng = (uint64_t)T.crash_at * 2654435761u + 1;
+		memcpy(T.image, T.media, T.len);
+		for (size_t i = 0; i < T.npend; i++)
+			if (tu_rand(&rng) & 1)
+				memcpy(T.image + T.pend[i].off,
+				       T.base + T.pend[i].off, T.pend[i].len);
+		T.taken = true;
+	}
+	/* what was flushed before the fence is on media after it */
+	for (size_t i = 0; i < T.npend; i++)
+		memcpy(T.media + T.pend[i].off, T.base + T.pend[i].off,
+		       T.pend[i].len);
+	T.npend = 0;
+}
+
+#define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+
+void
+pmem_flush(const void *addr, size_t len)
+{
+	static __typeof__(&pmem_flush) real;
+	if (!real)
+		real = REAL(pmem_flush);
+	real(addr, len);
+	note(addr, len);
+}
+
+void
+pmem_drain(void)
+{
+	static __typeof__(&pmem_drain) real;
+	if (!real)
+		real = REAL(pmem_drain);
+	real();
+	fence();
+}
+
+void
+pmem_persist(const void *addr, size_t len)
+{
+	pmem_flush(addr, len);
+	pmem_drain();
+}
+
+int
+pmem_msync(const void *addr, size_t len)
+{
+	static __typeof__(&pmem_msync) real;
+	if (!real)
+		real = REAL(pmem_msync);
+	int r = real(addr, len);
+	note(addr, len);
+	fence();
+	return r;
+}
+
+void *
+pmem_memcpy(void *dst, const void *src, size_t len, unsigned flags)
+{
+	static __typeof__(&pmem_memcpy) real;
+	if (!real)
+		real = REAL(pmem_memcpy);
+	void *r = real(dst, src, len, flags | PMEM_F_MEM_NODRAIN);
+	if (!(flags & PMEM_F_MEM_NOFLUSH))
+		note(dst, len);
+	if (!(flags & PMEM_F_MEM_NODRAIN))
+		fence();
+	return r;
+}
+
+void *
+pmem_memset(void *dst, int c, size_t len, unsigned flags)
+{
+	static __typeof__(&pmem_memset) real;
+	if (!real)
+		real = REAL(pmem_memset);
+	void *r = real(dst, c, len, flags | PMEM_F_MEM_NODRAIN);
+	if (!(flags & PMEM_F_MEM_NOFLUSH))
+		note(dst, len);
+	if (!(flags & PMEM_F_MEM_NODRAIN))
+		fence();
+	return r;
+}
+
+void *
+pmem_memcpy_persist(void *dst, const void *src, size_t len)
+{
+	return pmem_memcpy(dst, src, len, 0);
+}
+
+void *
+pmem_memset_persist(void *dst, int c, size_t len)
+{
+	return pmem_memset(dst, c, len, 0);
+}
+
+void *
+pmem_memmove_persist(void *dst, const void *src, size_t len)
+{
+	static __typeof__(&pmem_memmove) real;
+	if (!real)
+		real = REAL(pmem_memmove);
+	void *r = real(dst, src, len, PMEM_F_MEM_NODRAIN);
+	note(dst, len);
+	fence();
+	return r;
+}
+
+/* --- the workload and its model ------------------------------------- */
+
+#define NOPS 60
+#define SPAN (600 * 1024)
+
+struct op {
+	int obj, trunc;
+	uint64_t off, len, seed;
+};
+
+static void
+make_ops(struct op *ops)
+{
+	uint64_t rng = 12345;
+	for (int i = 0; i < NOPS; i++) {
+		ops[i].obj = (int)(tu_rand(&rng) % 2);
+		ops[i].trunc = tu_rand(&rng) % 12 == 0;
+		ops[i].off = tu_rand(&rng) % SPAN;
+		ops[i].len = 1 + tu_rand(&rng) % (i % 5 ? 9000 : 150000);
+		if (ops[i].off + ops[i].len > SPAN)
+			ops[i].len = SPAN - ops[i].off;
+		ops[i].seed = (uint64_t)i + 1;
+	}
+}
+
+static void
+apply(uint8_t *m, uint64_t *size, const struct op *op)
+{
+	if (op->trunc) {
+		if (op->off < *size)
+			memset(m + op->off, 0, *size - op->off);
+		*size = op->off;
+		return;
+	}
+	if (op->off > *size)
+		memset(m + *size, 0, op->off - *size);
+	tu_fill(m + op->off, op->len, op->seed, op->off);
+	if (op->off + op->len > *size)
+		*size = op->off + op->len;
+}
+
+static void
+put_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, 0), (ssize_t)len);
+	close(fd);
+}
+
+static void *
+get_file(const char *path, size_t *len)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	*len = (size_t)st.st_size;
+	uint8_t *b = malloc(*len);
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(pread(fd, b, *len, 0), (ssize_t)*len);
+	close(fd);
+	return b;
+}
+
+/*
+ * Runs the workload with tracking on; returns the number of fences, and in
+ * done_before[i] the fence count when op i returned.
+ */
+static long
+run_workload(struct tu_pool *tp, const struct vems_oid *oids,
+	     const struct op *ops, long *done_at)
+{
+	TU_OK(vems_pool_open(&tp->pool, tp->pmem, NULL));
+	struct vems_obj *o[2];
+	for (int i = 0; i < 2; i++)
+		TU_OK(vems_obj_open(tp->pool, oids[i], 0, &o[i]));
+	T.base = (uint8_t *)tp->pool->pop;
+	memcpy(T.media, T.base, T.len);
+	T.npend = 0;
+	T.drains = 0;
+	T.taken = false;
+	T.on = true;
+	static uint8_t buf[200000];
+	for (int i = 0; i < NOPS; i++) {
+		const struct op *op = &ops[i];
+		if (op->trunc) {
+			TU_OK(vems_obj_truncate(o[op->obj], op->off));
+		} else {
+			tu_fill(buf, op->len, op->seed, op->off);
+			assert_int_equal(vems_obj_pwrite(o[op->obj], buf,
+							 op->len, op->off, 0),
+					 (ssize_t)op->len);
+		}
+		done_at[i] = T.drains;
+	}
+	T.on = false;
+	for (int i = 0; i < 2; i++)
+		vems_obj_close(&o[i]);
+	TU_OK(vems_pool_close(&tp->pool));
+	return T.drains;
+}
+
+static void
+test_crash_at_every_fence(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "pfail", 16 * MIB, 16 * MIB, 16384);
+	struct vems_oid oids[2] = {{1, 0}, {1, 0}};
+	for (int i = 0; i < 2; i++)
+		TU_OK(vems_obj_create(tp.pool, &oids[i]));
+	TU_OK(vems_pool_close(&tp.pool));
+	size_t flen;
+	uint8_t *pristine = get_file(tp.pmem, &flen);
+	T.len = flen;
+	T.media = malloc(flen);
+	T.image = malloc(flen);
+
+	struct op ops[NOPS];
+	long done_at[NOPS];
+	make_ops(ops);
+	T.crash_at = 0;
+	long total = run_workload(&tp, oids, ops, done_at);
+	assert_true(total >= NOPS); /* every write fences at least once */
+
+	uint8_t *model[2], *after = malloc(SPAN), *rd = malloc(SPAN + 1);
+	model[0] = malloc(SPAN);
+	model[1] = malloc(SPAN);
+	int checked = 0;
+	for (long k = 1; k <= total; k++) {
+		put_file(tp.pmem, pristine, flen);
+		T.crash_at = k;
+		run_workload(&tp, oids, ops, done_at);
+		assert_true(T.taken);
+		put_file(tp.pmem, T.image, flen);
+
+		TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+		if (vems_pool_check(tp.pool, NULL, NULL) != 0)
+			fail_msg("check fails after a crash at fence %ld", k);
+		uint64_t size[2] = {0, 0};
+		memset(model[0], 0, SPAN);
+		memset(model[1], 0, SPAN);
+		int inflight = -1;
+		for (int i = 0; i < NOPS; i++) {
+			if (done_at[i] < k) {
+				apply(model[ops[i].obj], &size[ops[i].obj],
+				      &ops[i]);
+			} else {
+				inflight = i;
+				break;
+			}
+		}
+		for (int j = 0; j < 2; j++) {
+			struct vems_obj *o;
+			struct vems_obj_stat st;
+			TU_OK(vems_obj_open(tp.pool, oids[j], 0, &o));
+			TU_OK(vems_obj_stat(o, &st));
+			ssize_t got = vems_obj_pread(o, rd, SPAN + 1, 0);
+			vems_obj_close(&o);
+			assert_int_equal(got, (ssize_t)st.size);
+			memcpy(after, model[j], SPAN);
+			uint64_t asize = size[j];
+			if (inflight >= 0 && ops[inflight].obj == j)
+				apply(after, &asize, &ops[inflight]);
+			uint64_t lo = size[j] < asize ? size[j] : asize;
+			uint64_t hi = size[j] < asize ? asize : size[j];
+			if (st.size < lo || st.size > hi)
+				fail_msg("fence %ld: object %d size %llu not "
+					 "in [%llu, %llu]",
+					 k, j, (unsigned long long)st.size,
+					 (unsigned long long)lo,
+					 (unsigned long long)hi);
+			for (uint64_t b = 0; b < st.size; b++) {
+				uint8_t old = b < size[j] ? model[j][b] : 0;
+				uint8_t nw = b < asize ? after[b] : 0;
+				if (rd[b] != old && rd[b] != nw)
+					fail_msg("fence %ld: object %d byte "
+						 "%llu is %#x, neither %#x "
+						 "nor %#x",
+						 k, j, (unsigned long long)b,
+						 rd[b], old, nw);
+			}
+		}
+		TU_OK(vems_pool_close(&tp.pool));
+		checked++;
+	}
+	print_message("%d crash points checked\n", checked);
+	free(pristine);
+	free(T.media);
+	free(T.image);
+	free(model[0]);
+	free(model[1]);
+	free(after);
+	free(rd);
+	tu_destroy(&tp);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crash_at_every_fence),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
