@@ -137,6 +137,30 @@ VEMS_API int vems_config_set_block_size(struct vems_config *cfg,
 VEMS_API int vems_config_set_extent_size(struct vems_config *cfg,
 					 uint64_t bytes);
 
+/*
+ * The low watermark, in percent of pmem's extent frames (used by open and
+ * create; default 10). A background spiller per pool keeps at least this
+ * share of frames free by writing cold extents to the block file in
+ * batches, up to 5% more than the mark. 0 turns the spiller off: writers
+ * then spill synchronously when pmem is full, as they always do when the
+ * spiller falls behind. Errors: -EINVAL (over 50).
+ */
+#define VEMS_LOW_WATERMARK_DEFAULT 10u
+VEMS_API int vems_config_set_low_watermark(struct vems_config *cfg,
+					   unsigned percent);
+
+/* Block-file I/O flags (used by open and create; default 0). */
+#define VEMS_BLOCK_BUFFERED (1u << 0) /* never O_DIRECT */
+#define VEMS_BLOCK_DSYNC (1u << 1)    /* RWF_DSYNC writes, no fdatasync */
+/*
+ * How the block file is accessed. By default it is opened O_DIRECT where
+ * the file system honours that (not tmpfs; checked at open) and spilled
+ * data is made durable by one fdatasync per batch, which measured faster
+ * here than RWF_DSYNC writes (see bench/README.md). Errors: -EINVAL
+ * (unknown flags).
+ */
+VEMS_API int vems_config_set_block_io(struct vems_config *cfg, unsigned flags);
+
 /* --- pools ---------------------------------------------------------- */
 
 struct vems_pool;
@@ -224,6 +248,9 @@ struct vems_pool_stats {
 	uint64_t bytes_promoted;
 	uint64_t checksum_failures;
 	uint64_t uring_max_inflight; /* highest io_uring depth seen */
+	uint64_t sync_spills;	     /* times a writer found pmem full */
+	uint64_t block_fetches;	     /* BLOCK extents read back for a write */
+	uint64_t block_errors;	     /* failed block-file transfers or syncs */
 };
 VEMS_API int vems_pool_stats(struct vems_pool *pool,
 			     struct vems_pool_stats *stats);

@@ -17,6 +17,7 @@ vems__config_defaults(struct vems_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->extent_size = EXTENT_DEFAULT;
+	cfg->low_watermark = VEMS_LOW_WATERMARK_DEFAULT;
 }
 
 int
@@ -101,5 +102,30 @@ vems_config_set_extent_size(struct vems_config *cfg, uint64_t bytes)
 				  "from 4 KiB to 2 MiB",
 				  (unsigned long long)bytes);
 	cfg->extent_size = bytes;
+	return 0;
+}
+
+int
+vems_config_set_low_watermark(struct vems_config *cfg, unsigned percent)
+{
+	if (cfg == NULL)
+		return vems__fail(-EINVAL, "config is NULL");
+	if (percent > 50)
+		return vems__fail(-EINVAL,
+				  "low watermark %u%%: must be 0 to 50",
+				  percent);
+	cfg->low_watermark = percent;
+	return 0;
+}
+
+int
+vems_config_set_block_io(struct vems_config *cfg, unsigned flags)
+{
+	if (cfg == NULL)
+		return vems__fail(-EINVAL, "config is NULL");
+	if (flags & ~(VEMS_BLOCK_BUFFERED | VEMS_BLOCK_DSYNC))
+		return vems__fail(-EINVAL, "unknown block I/O flags %#x",
+				  flags);
+	cfg->block_flags = flags;
 	return 0;
 }

@@ -21,9 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "vems_internal.h"
-
-#define MAX_EXT_PER_CALL 1024 /* new extents tracked on the stack */
 
 static int
 check_range(uint64_t off, size_t len)
@@ -42,6 +41,141 @@ ext_count(const struct vems_pool *p, uint64_t size)
 	return (size + p->extent_size - 1) >> p->extent_shift;
 }
 
+/* --- reads ------------------------------------------------------------ */
+
+#define MISS_BATCH 32 /* block reads in flight per call */
+
+/* Part of a read served by the block file: the whole extent is read (its
+ * checksum covers all of it) into the caller's buffer when that is the
+ * exact, aligned extent, else into a bounce buffer. */
+struct miss {
+	uint32_t ext, entry, slot, crc;
+	uint8_t *dst;
+	size_t in, chunk;
+	uint8_t *buf;
+	bool bounce, promote;
+	struct vems_bio bio;
+};
+
+/* A BLOCK extent read twice while recent: brought back after the read. */
+struct promo {
+	uint32_t ext, entry, slot;
+	uint8_t *src; /* verified bytes of the whole extent */
+	bool own;     /* src is a bounce buffer to free */
+};
+
+static int
+fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
+	     size_t cnt)
+{
+	struct vems_bio *bios[MISS_BATCH];
+	for (size_t i = 0; i < cnt; i++) {
+		m[i].bio =
+			(struct vems_bio){.buf = m[i].buf,
+					  .off = vems__slot_off(p, m[i].slot),
+					  .len = (uint32_t)p->extent_size};
+		bios[i] = &m[i].bio;
+	}
+	int ret = vems__bio_run(p, bios, cnt, false);
+	for (size_t i = 0; i < cnt && ret == 0; i++) {
+		uint32_t got = vems__crc32c(m[i].buf, p->extent_size);
+		if (got != m[i].crc)
+			return vems__crc_fail(p, n, m[i].ext, m[i].slot,
+					      m[i].crc, got);
+		if (m[i].bounce)
+			memcpy(m[i].dst, m[i].buf + m[i].in, m[i].chunk);
+	}
+	for (size_t i = 0; i < cnt && ret; i++)
+		if (m[i].bio.res) {
+			vems__errmsg_append(
+				"reading object %" PRIu64 ".%" PRIu64
+				" offset %" PRIu64 " (block slot %u)",
+				n->oid.partition, n->oid.id,
+				(uint64_t)m[i].ext << p->extent_shift,
+				m[i].slot);
+			break;
+		}
+	VEMS_STAT_ADD(p, block_hits, cnt);
+	return ret;
+}
+
+static void *
+bounce_alloc(const struct vems_pool *p)
+{
+	void *b = NULL;
+	size_t a = p->be->align > 64 ? p->be->align : 64;
+	if (posix_memalign(&b, a, p->extent_size) != 0)
+		return NULL;
+	return b;
+}
+
+/*
+ * Brings verified copies of BLOCK extents back into free frames as clean
+ * (BOTH) extents. Best effort: without a free frame, or if the extent
+ * changed since it was read, it stays where it is.
+ */
+static void
+promote(struct vems_pool *p, struct vems_objnode *n, struct promo *v,
+	size_t cnt)
+{
+	uint32_t frames[MISS_BATCH];
+	size_t done[MISS_BATCH], nd = 0;
+	pthread_rwlock_wrlock(&n->lock);
+	for (size_t i = 0; i < cnt; i++) {
+		struct vems_entry *e = &p->entries[v[i].entry];
+		if (e->serial != n->serial || e->ext_index != v[i].ext ||
+		    e->state != VEMS_ES_BLOCK || e->slot != v[i].slot ||
+		    vems__xidx_get(&n->idx, v[i].ext) != v[i].entry)
+			continue;
+		uint32_t f;
+		pthread_mutex_lock(&p->alloc_lock);
+		bool ok = vems__fl_pop(&p->free_frames, &f);
+		pthread_mutex_unlock(&p->alloc_lock);
+		if (!ok)
+			break; /* the spiller will make room for next time */
+		atomic_fetch_add_explicit(&p->fr[f].gen, 1,
+					  memory_order_relaxed);
+		/* the frame is unreferenced until the state store below */
+		if (vems__pmem_copy(p, vems__frame_addr(p, f), v[i].src,
+				    p->extent_size) != 0) {
+			vems__frames_unreserve(p, &f, 1);
+			continue;
+		}
+		e->frame = f;
+		if (vems__pmem_flush(p, &e->frame, sizeof(e->frame)) != 0) {
+			vems__frames_unreserve(p, &f, 1);
+			continue;
+		}
+		frames[nd] = f;
+		done[nd++] = i;
+	}
+	vems__pmem_drain(p); /* frame bytes and field before the state */
+	for (size_t k = 0; k < nd; k++) {
+		struct vems_entry *e = &p->entries[v[done[k]].entry];
+		if (vems__pmem_store8(p, &e->state, VEMS_ES_BOTH) != 0) {
+			/* msync failed: the store may or may not be durable;
+			 * both readings are valid (the slot is kept) */
+			e->state = VEMS_ES_BLOCK;
+			vems__frames_unreserve(p, &frames[k], 1);
+			frames[k] = VEMS_NO_FRAME;
+		}
+	}
+	vems__pmem_drain(p); /* clean copy committed */
+	for (size_t k = 0; k < nd; k++) {
+		if (frames[k] == VEMS_NO_FRAME)
+			continue;
+		n->nstate[VEMS_ES_BLOCK]--;
+		n->nstate[VEMS_ES_BOTH]++;
+		atomic_fetch_sub(&p->st.nstate[VEMS_ES_BLOCK], 1);
+		atomic_fetch_add(&p->st.nstate[VEMS_ES_BOTH], 1);
+		vems__pol_insert(p, frames[k], v[done[k]].entry, true);
+		VEMS_STAT_ADD(p, promotions, 1);
+		VEMS_STAT_ADD(p, bytes_promoted, p->extent_size);
+	}
+	pthread_rwlock_unlock(&n->lock);
+	vems__spill_kick(p);
+}
+
 ssize_t
 vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 {
@@ -56,6 +190,9 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	uint64_t es = p->extent_size;
 	uint8_t *out = buf;
 	size_t done = 0;
+	struct miss m[MISS_BATCH];
+	struct promo pr[MISS_BATCH];
+	size_t nm = 0, np = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
 	uint64_t size = n->rec->size;
@@ -75,28 +212,67 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		if (ei == UINT32_MAX) {
 			memset(out + done, 0, chunk);
 			holes++;
-		} else {
+		} else if (p->entries[ei].state != VEMS_ES_BLOCK) {
 			const struct vems_entry *e = &p->entries[ei];
-			if (e->state == VEMS_ES_BLOCK) {
-				ret = vems__fail(
-					-EIO,
-					"extent %u of object %" PRIu64
-					".%" PRIu64 " is in the block "
-					"file, which this build cannot "
-					"read",
-					ext, n->oid.partition, n->oid.id);
-				break;
-			}
 			memcpy(out + done, vems__frame_addr(p, e->frame) + in,
 			       chunk);
+			vems__pol_touch(p, e->frame);
 			hits++;
+		} else {
+			const struct vems_entry *e = &p->entries[ei];
+			struct miss *x = &m[nm];
+			*x = (struct miss){.ext = ext,
+					   .entry = ei,
+					   .slot = e->slot,
+					   .crc = e->crc,
+					   .dst = out + done,
+					   .in = (size_t)in,
+					   .chunk = chunk};
+			x->bounce = !(chunk == es &&
+				      ((uintptr_t)x->dst % p->be->align) == 0);
+			x->buf = x->bounce ? bounce_alloc(p) : x->dst;
+			if (x->buf == NULL) {
+				ret = vems__fail(-ENOMEM, "out of memory");
+				break;
+			}
+			/* second touch while recent: bring it back */
+			x->promote = np < MISS_BATCH &&
+				vems__ghost_take(p, n->serial, ext);
+			if (!x->promote)
+				vems__ghost_add(p, n->serial, ext);
+			nm++;
 		}
 		done += chunk;
+		if (nm == MISS_BATCH || (nm > 0 && done == len)) {
+			ret = fetch_misses(p, n, m, nm);
+			for (size_t i = 0; i < nm; i++) {
+				if (ret == 0 && m[i].promote) {
+					pr[np++] = (struct promo){
+						m[i].ext, m[i].entry, m[i].slot,
+						m[i].buf, m[i].bounce};
+					continue;
+				}
+				if (m[i].bounce)
+					free(m[i].buf);
+			}
+			nm = 0;
+			if (ret)
+				break;
+		}
 	}
+	for (size_t i = 0; i < nm; i++) /* an error mid-batch */
+		if (m[i].bounce)
+			free(m[i].buf);
 	VEMS_STAT_ADD(p, pmem_hits, hits);
 	VEMS_STAT_ADD(p, hole_reads, holes);
 out:
 	pthread_rwlock_unlock(&n->lock);
+	if (np > 0) {
+		promote(p, n, pr, np);
+		for (size_t i = 0; i < np; i++)
+			if (pr[i].own)
+				free(pr[i].src);
+	}
 	if (ret)
 		return ret;
 	VEMS_STAT_ADD(p, reads, 1);
@@ -104,67 +280,87 @@ out:
 	return (ssize_t)done;
 }
 
-/* A new extent claimed by a write, committed only once its data is. */
-struct newext {
-	uint32_t ext, entry, frame;
-};
+/* --- bringing extents into pmem for a write ---------------------------- */
 
-static void
-release_new(struct vems_pool *p, struct vems_objnode *n, const struct newext *v,
-	    size_t cnt)
+/*
+ * Reads a BLOCK extent into frame f (reserved by the caller) and commits it
+ * as a dirty PMEM extent: frame bytes and entry.frame durable, then the
+ * state store. Object held exclusively. On failure f is still the caller's.
+ */
+static int
+fetch_extent(struct vems_pool *p, struct vems_objnode *n, uint32_t ei,
+	     uint32_t f)
 {
-	pthread_mutex_lock(&p->alloc_lock);
-	for (size_t i = 0; i < cnt; i++) {
-		vems__fl_push(&p->free_frames, v[i].frame);
-		vems__fl_push(&p->free_entries, v[i].entry);
+	struct vems_entry *e = &p->entries[ei];
+	uint8_t *fa = vems__frame_addr(p, f);
+	atomic_fetch_add_explicit(&p->fr[f].gen, 1, memory_order_relaxed);
+	/* straight into the pmem frame: it is page-aligned */
+	int ret = vems__slot_read(p, n, e->ext_index, e->slot, e->crc, fa);
+	if (ret == 0) /* the transfer wrote memory, not the CPU cache */
+		ret = vems__pmem_flush(p, fa, p->extent_size);
+	if (ret)
+		return ret;
+	e->frame = f;
+	if ((ret = vems__pmem_flush(p, &e->frame, sizeof(e->frame))))
+		return ret;
+	vems__pmem_drain(p); /* bytes and frame before the state naming them */
+	if ((ret = vems__pmem_store8(p, &e->state, VEMS_ES_PMEM))) {
+		e->state = VEMS_ES_BLOCK;
+		return ret;
 	}
-	pthread_mutex_unlock(&p->alloc_lock);
-	for (size_t i = 0; i < cnt; i++)
-		vems__xidx_del(&n->idx, v[i].ext);
+	vems__pmem_drain(p); /* committed before the slot is reused */
+	vems__slot_free(p, e->slot);
+	n->nstate[VEMS_ES_BLOCK]--;
+	n->nstate[VEMS_ES_PMEM]++;
+	atomic_fetch_sub(&p->st.nstate[VEMS_ES_BLOCK], 1);
+	atomic_fetch_add(&p->st.nstate[VEMS_ES_PMEM], 1);
+	vems__pol_insert(p, f, ei, true);
+	VEMS_STAT_ADD(p, block_fetches, 1);
+	return 0;
 }
 
 /*
- * Claims a frame and an entry for every unmapped extent of [off, end) and
- * puts them in the DRAM index (invisible to readers: we hold the object
- * exclusively). Nothing is durable yet. All or nothing.
+ * A clean extent is about to be written: it becomes dirty first, so that a
+ * crash can never leave a BOTH extent whose frame differs from its slot.
+ * The state store is flushed; the caller fences before writing the frame.
  */
 static int
-claim_extents(struct vems_pool *p, struct vems_objnode *n, uint64_t off,
-	      uint64_t end, struct newext *v, size_t *cnt)
+dirty_clean(struct vems_pool *p, struct vems_objnode *n, uint32_t ei)
 {
-	uint32_t first = (uint32_t)(off >> p->extent_shift);
-	uint32_t last = (uint32_t)((end - 1) >> p->extent_shift);
-	*cnt = 0;
-	for (uint64_t ext = first; ext <= last; ext++) {
-		if (vems__xidx_get(&n->idx, (uint32_t)ext) != UINT32_MAX)
-			continue;
-		struct newext ne = {(uint32_t)ext, 0, 0};
-		pthread_mutex_lock(&p->alloc_lock);
-		bool ok = vems__fl_pop(&p->free_frames, &ne.frame);
-		if (ok && !vems__fl_pop(&p->free_entries, &ne.entry)) {
-			vems__fl_push(&p->free_frames, ne.frame);
-			ok = false;
-		}
-		pthread_mutex_unlock(&p->alloc_lock);
-		if (!ok) {
-			release_new(p, n, v, *cnt);
-			return vems__fail(-ENOSPC,
-					  "pmem is full (%u extent frames in "
-					  "use) and the block tier is not "
-					  "in use",
-					  p->nframes);
-		}
-		if (vems__xidx_put(&n->idx, ne.ext, ne.entry)) {
-			pthread_mutex_lock(&p->alloc_lock);
-			vems__fl_push(&p->free_frames, ne.frame);
-			vems__fl_push(&p->free_entries, ne.entry);
-			pthread_mutex_unlock(&p->alloc_lock);
-			release_new(p, n, v, *cnt);
-			return vems__fail(-ENOMEM, "out of memory");
-		}
-		v[(*cnt)++] = ne;
-	}
+	struct vems_entry *e = &p->entries[ei];
+	int ret = vems__pmem_store8(p, &e->state, VEMS_ES_PMEM);
+	if (ret)
+		return ret;
+	n->nstate[VEMS_ES_BOTH]--;
+	n->nstate[VEMS_ES_PMEM]++;
+	atomic_fetch_sub(&p->st.nstate[VEMS_ES_BOTH], 1);
+	atomic_fetch_add(&p->st.nstate[VEMS_ES_PMEM], 1);
 	return 0;
+}
+
+/* Makes one mapped extent a PMEM extent (for zeroing its tail). */
+static int
+make_dirty(struct vems_pool *p, struct vems_objnode *n, uint32_t ext)
+{
+	uint32_t ei = vems__xidx_get(&n->idx, ext);
+	if (ei == UINT32_MAX || p->entries[ei].state == VEMS_ES_PMEM)
+		return 0;
+	struct vems_entry *e = &p->entries[ei];
+	if (e->state == VEMS_ES_BOTH) {
+		uint32_t slot = e->slot;
+		int ret = dirty_clean(p, n, ei);
+		vems__pmem_drain(p); /* dirty before the frame changes */
+		if (ret == 0)
+			vems__slot_free(p, slot);
+		return ret;
+	}
+	uint32_t f;
+	int ret = vems__frames_reserve(p, 1, &f, n, ext, ext);
+	if (ret)
+		return ret;
+	if ((ret = fetch_extent(p, n, ei, f)))
+		vems__frames_unreserve(p, &f, 1);
+	return ret;
 }
 
 /* Zeroes [from, to) of the object if that range lies in a mapped extent. */
@@ -178,10 +374,15 @@ zero_mapped(struct vems_pool *p, struct vems_objnode *n, uint64_t from,
 	uint32_t ei = vems__xidx_get(&n->idx, ext);
 	if (ei == UINT32_MAX)
 		return 0;
+	int ret = make_dirty(p, n, ext);
+	if (ret)
+		return ret;
 	uint64_t ext_end = ((uint64_t)ext + 1) << p->extent_shift;
 	if (to > ext_end)
 		to = ext_end;
 	const struct vems_entry *e = &p->entries[ei];
+	atomic_fetch_add_explicit(&p->fr[e->frame].gen, 1,
+				  memory_order_relaxed);
 	return vems__pmem_zero(p,
 			       vems__frame_addr(p, e->frame) +
 				       (from & (p->extent_size - 1)),
@@ -210,38 +411,120 @@ set_size(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
 	return ret;
 }
 
-static int
-write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
-	     bool drain)
+/* --- writes ------------------------------------------------------------ */
+
+/*
+ * The most extents one piece of a write brings into pmem at once: a write
+ * larger than pmem is done in pieces, each with its own frames (and the
+ * spills that free them), under the same object lock.
+ */
+#define PIECE_MAX 64u
+
+/* An extent of a piece that gets a frame: a new one, or a BLOCK extent
+ * wholly overwritten (nothing to read; its slot is freed at commit). */
+struct wext {
+	uint32_t ext, entry, frame, old_slot;
+	bool is_new;
+};
+
+static void
+release_new(struct vems_pool *p, struct vems_objnode *n, const struct wext *w,
+	    size_t cnt)
 {
-	struct vems_pool *p = obj->pool;
-	struct vems_objnode *n = obj->node;
-	uint64_t es = p->extent_size;
-	uint64_t old = n->rec->size, end = off + len;
-	uint64_t new_size = end > old ? end : old;
-	struct newext stackv[32], *v = stackv;
-	size_t nnew = 0;
+	pthread_mutex_lock(&p->alloc_lock);
+	for (size_t i = 0; i < cnt; i++) {
+		vems__fl_push(&p->free_frames, w[i].frame);
+		if (w[i].is_new)
+			vems__fl_push(&p->free_entries, w[i].entry);
+	}
+	pthread_mutex_unlock(&p->alloc_lock);
+	for (size_t i = 0; i < cnt; i++)
+		if (w[i].is_new)
+			vems__xidx_del(&n->idx, w[i].ext);
+}
+
+/*
+ * Writes [off, off+len) (inside one piece) in the VEMS order:
+ *   0. frames for new and BLOCK extents (spilling if pmem is full); BLOCK
+ *      extents partly overwritten are fetched and committed dirty first;
+ *      clean ones are made dirty (state store, fence);
+ *   1. data (and new entries' fields and zeros) copied and flushed, fence;
+ *   2. new entries' serials / overwritten BLOCK entries' states, fence.
+ */
+static int
+write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
+	    size_t len, uint64_t off, uint64_t new_size, bool drain)
+{
+	uint64_t es = p->extent_size, end = off + len;
+	uint32_t pf = (uint32_t)(off >> p->extent_shift);
+	uint32_t pl = (uint32_t)((end - 1) >> p->extent_shift);
+	uint32_t frames[PIECE_MAX], need = 0, k = 0;
+	struct wext w[PIECE_MAX];
+	uint32_t flips[PIECE_MAX], nflip = 0;
+	size_t nw = 0;
 	int ret;
 
-	uint64_t span =
-		((end - 1) >> p->extent_shift) - (off >> p->extent_shift) + 1;
-	if (span > VEMS_ARRAY_SIZE(stackv)) {
-		v = malloc(span * sizeof(*v));
-		if (v == NULL)
-			return vems__fail(-ENOMEM, "out of memory");
+	for (uint32_t ext = pf; ext <= pl; ext++) {
+		uint32_t ei = vems__xidx_get(&n->idx, ext);
+		if (ei == UINT32_MAX || p->entries[ei].state == VEMS_ES_BLOCK)
+			need++;
 	}
-	/*
-	 * Growing: old garbage past the end, before this write, becomes 0.
-	 * Done before claiming, so it only meets extents mapped before this
-	 * call; if the claim then fails, only bytes past the end changed.
-	 */
-	if (end > old && off > old && (ret = zero_mapped(p, n, old, off)) != 0)
-		goto out;
-	if ((ret = claim_extents(p, n, off, end, v, &nnew)))
-		goto out;
+	if ((ret = vems__frames_reserve(p, need, frames, n, pf, pl)))
+		return ret;
+
+	for (uint32_t ext = pf; ext <= pl && ret == 0; ext++) {
+		uint32_t ei = vems__xidx_get(&n->idx, ext);
+		uint64_t xs = (uint64_t)ext << p->extent_shift;
+		if (ei == UINT32_MAX) {
+			struct wext x = {ext, 0, frames[k], 0, true};
+			pthread_mutex_lock(&p->alloc_lock);
+			bool ok = vems__fl_pop(&p->free_entries, &x.entry);
+			pthread_mutex_unlock(&p->alloc_lock);
+			if (!ok) {
+				ret = vems__fail(-ENOSPC,
+						 "the extent table is full "
+						 "(%u entries)",
+						 p->nentries);
+				break;
+			}
+			if (vems__xidx_put(&n->idx, ext, x.entry)) {
+				pthread_mutex_lock(&p->alloc_lock);
+				vems__fl_push(&p->free_entries, x.entry);
+				pthread_mutex_unlock(&p->alloc_lock);
+				ret = vems__fail(-ENOMEM, "out of memory");
+				break;
+			}
+			k++;
+			w[nw++] = x;
+			continue;
+		}
+		struct vems_entry *e = &p->entries[ei];
+		if (e->state == VEMS_ES_BLOCK && xs >= off && xs + es <= end) {
+			/* wholly overwritten: nothing to read */
+			struct wext x = {ext, ei, frames[k++], e->slot, false};
+			e->frame = x.frame;
+			ret = vems__pmem_flush(p, &e->frame, sizeof(e->frame));
+			w[nw++] = x;
+		} else if (e->state == VEMS_ES_BLOCK) {
+			/* read-modify-write: fetched and committed first */
+			if ((ret = fetch_extent(p, n, ei, frames[k])) == 0)
+				k++;
+		} else if (e->state == VEMS_ES_BOTH) {
+			uint32_t slot = e->slot;
+			if ((ret = dirty_clean(p, n, ei)) == 0)
+				flips[nflip++] = slot;
+		}
+	}
+	if (nflip > 0) {
+		vems__pmem_drain(p); /* dirty before the frames change */
+		for (uint32_t i = 0; i < nflip; i++)
+			vems__slot_free(p, flips[i]);
+	}
+	if (ret)
+		goto fail;
 
 	/* 1. data; new extents also get their fields and their zeros */
-	size_t k = 0;
+	size_t wi = 0;
 	for (size_t done = 0; done < len;) {
 		uint64_t pos = off + done;
 		uint32_t ext = (uint32_t)(pos >> p->extent_shift);
@@ -252,9 +535,11 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 		uint32_t ei = vems__xidx_get(&n->idx, ext);
 		struct vems_entry *e = &p->entries[ei];
 		uint8_t *f;
-		if (k < nnew && v[k].ext == ext) {
-			struct newext *ne = &v[k++];
-			f = vems__frame_addr(p, ne->frame);
+		while (wi < nw && w[wi].ext < ext)
+			wi++;
+		if (wi < nw && w[wi].ext == ext && w[wi].is_new) {
+			struct wext *x = &w[wi];
+			f = vems__frame_addr(p, x->frame);
 			uint64_t xs = (uint64_t)ext << p->extent_shift;
 			uint64_t live = new_size - xs < es ? new_size - xs : es;
 			/* bytes of this extent below the end that the write
@@ -266,7 +551,7 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 					p, f + in + chunk,
 					(size_t)(live - in - chunk));
 			e->ext_index = ext;
-			e->frame = ne->frame;
+			e->frame = x->frame;
 			e->slot = 0;
 			e->crc = 0;
 			e->state = VEMS_ES_PMEM;
@@ -276,50 +561,115 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 					sizeof(*e) - sizeof(e->serial));
 		} else {
 			f = vems__frame_addr(p, e->frame);
+			vems__pol_touch(p, e->frame);
 		}
+		atomic_fetch_add_explicit(&p->fr[e->frame].gen, 1,
+					  memory_order_relaxed);
 		if (ret == 0)
 			ret = vems__pmem_copy(p, f + in, src + done, chunk);
 		if (ret)
 			goto fail;
 		done += chunk;
 	}
-	if (nnew > 0 || new_size != old || drain)
-		vems__pmem_drain(
-			p); /* data before the entries/size naming it */
+	if (nw > 0 || drain)
+		vems__pmem_drain(p); /* data before the entries naming it */
 
-	/* 2. commit the new extents */
-	if (nnew > 0) {
-		for (size_t i = 0; i < nnew && ret == 0; i++)
-			ret = vems__pmem_store64(
-				p, &p->entries[v[i].entry].serial, n->serial);
+	/* 2. commit: new entries' serials, overwritten BLOCK extents' state */
+	if (nw > 0) {
+		for (size_t i = 0; i < nw && ret == 0; i++) {
+			struct vems_entry *e = &p->entries[w[i].entry];
+			ret = w[i].is_new
+				? vems__pmem_store64(p, &e->serial, n->serial)
+				: vems__pmem_store8(p, &e->state, VEMS_ES_PMEM);
+		}
 		if (ret)
 			goto fail;
-		if (new_size != old || drain)
-			vems__pmem_drain(p); /* entries before the size */
-		n->nstate[VEMS_ES_PMEM] += nnew;
-		atomic_fetch_add(&p->st.nstate[VEMS_ES_PMEM], nnew);
+		vems__pmem_drain(p); /* entries before the size, slot reuse */
+		uint32_t nnew = 0;
+		for (size_t i = 0; i < nw; i++) {
+			if (w[i].is_new) {
+				nnew++;
+				n->nstate[VEMS_ES_PMEM]++;
+				atomic_fetch_add(&p->st.nstate[VEMS_ES_PMEM],
+						 1);
+			} else {
+				n->nstate[VEMS_ES_BLOCK]--;
+				n->nstate[VEMS_ES_PMEM]++;
+				atomic_fetch_sub(&p->st.nstate[VEMS_ES_BLOCK],
+						 1);
+				atomic_fetch_add(&p->st.nstate[VEMS_ES_PMEM],
+						 1);
+				vems__slot_free(p, w[i].old_slot);
+			}
+			/* an extent evicted lately is hot: main queue */
+			bool hot = !w[i].is_new ||
+				vems__ghost_take(p, n->serial, w[i].ext);
+			vems__pol_insert(p, w[i].frame, w[i].entry, hot);
+		}
 		VEMS_STAT_ADD(p, extents_allocated, nnew);
+	}
+	if (k < need)
+		vems__frames_unreserve(p, frames + k, need - k);
+	return 0;
+fail:
+	/*
+	 * Nothing of w is committed (new serials still 0, BLOCK states
+	 * untouched unless a store failed at its msync): give it back.
+	 * Bytes already copied into resident extents stay; the object's
+	 * size is unchanged.
+	 */
+	for (size_t i = 0; i < nw; i++) {
+		struct vems_entry *e = &p->entries[w[i].entry];
+		if (w[i].is_new && e->serial != 0)
+			(void)vems__pmem_store64(p, &e->serial, 0);
+		if (!w[i].is_new && e->state == VEMS_ES_PMEM)
+			(void)vems__pmem_store8(p, &e->state, VEMS_ES_BLOCK);
+	}
+	vems__pmem_drain(p);
+	release_new(p, n, w, nw);
+	if (k < need)
+		vems__frames_unreserve(p, frames + k, need - k);
+	return ret;
+}
+
+static int
+write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
+	     bool drain)
+{
+	struct vems_pool *p = obj->pool;
+	struct vems_objnode *n = obj->node;
+	uint64_t old = n->rec->size, end = off + len;
+	uint64_t new_size = end > old ? end : old;
+	int ret;
+
+	/*
+	 * Growing: old garbage past the end, before this write, becomes 0.
+	 * Done first, so it only meets extents mapped before this call; if
+	 * the write then fails, only bytes past the end changed.
+	 */
+	if (end > old && off > old && (ret = zero_mapped(p, n, old, off)) != 0)
+		return ret;
+
+	/* pieces of at most PIECE_MAX extents, and at most half of pmem */
+	uint64_t piece_ext = p->nframes / 2 ? p->nframes / 2 : 1;
+	if (piece_ext > PIECE_MAX)
+		piece_ext = PIECE_MAX;
+	for (uint64_t pos = off; pos < end;) {
+		uint64_t stop = ((pos >> p->extent_shift) + piece_ext)
+			<< p->extent_shift;
+		if (stop > end)
+			stop = end;
+		ret = write_piece(p, n, src + (pos - off), (size_t)(stop - pos),
+				  pos, new_size,
+				  drain || (stop == end && new_size != old));
+		if (ret)
+			return ret;
+		pos = stop;
 	}
 	atomic_store(&n->mtime_ns, vems__now_ns());
 	/* 3. the size */
 	if (new_size != old)
 		ret = set_size(p, n, new_size);
-	goto out;
-fail:
-	/*
-	 * Nothing new is committed (serials still 0): give the extents
-	 * back. Bytes already copied into existing extents stay; the
-	 * object's size is unchanged.
-	 */
-	for (size_t i = 0; i < nnew; i++)
-		if (p->entries[v[i].entry].serial != 0)
-			(void)vems__pmem_store64(
-				p, &p->entries[v[i].entry].serial, 0);
-	vems__pmem_drain(p);
-	release_new(p, n, v, nnew);
-out:
-	if (v != stackv)
-		free(v);
 	return ret;
 }
 

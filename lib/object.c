@@ -83,6 +83,7 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 	if (n == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
 	vems__htab_insert(&p->objects, &n->by_oid, oid_hash(&oid));
+	vems__htab_insert(&p->serials, &n->by_serial, n->serial);
 	p->nobjects++;
 	return 0;
 }
@@ -138,6 +139,7 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 		goto out;
 	}
 	vems__htab_insert(&p->objects, &n->by_oid, oid_hash(&want));
+	vems__htab_insert(&p->serials, &n->by_serial, n->serial);
 	p->nobjects++;
 	*oid = want;
 out:
@@ -192,17 +194,18 @@ vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
 		free(c.entry);
 		return ret;
 	}
-	pthread_mutex_lock(&p->alloc_lock);
 	for (size_t i = 0; i < c.n; i++) {
 		struct vems_entry *e = &p->entries[c.entry[i]];
 		if (e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH)
-			vems__fl_push(&p->free_frames, e->frame);
+			vems__frame_free(p, e->frame);
 		if (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)
-			vems__fl_push(&p->free_slots, e->slot);
-		vems__fl_push(&p->free_entries, c.entry[i]);
+			vems__slot_free(p, e->slot);
 		n->nstate[e->state]--;
 		atomic_fetch_sub(&p->st.nstate[e->state], 1);
 	}
+	pthread_mutex_lock(&p->alloc_lock);
+	for (size_t i = 0; i < c.n; i++)
+		vems__fl_push(&p->free_entries, c.entry[i]);
 	pthread_mutex_unlock(&p->alloc_lock);
 	for (size_t i = 0; i < c.n; i++)
 		vems__xidx_del(&n->idx, c.ext[i]);
@@ -256,6 +259,7 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	if (ret)
 		goto out;
 	vems__htab_remove(&p->objects, &n->by_oid);
+	vems__htab_remove(&p->serials, &n->by_serial);
 	p->nobjects--;
 	/*
 	 * The record is gone, so its entries are orphans: a crash now would

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "vems_internal.h"
 
 #define MIB (UINT64_C(1) << 20)
@@ -263,10 +264,14 @@ pool_alloc(void)
 	p->lock_fd = p->block_fd = -1;
 	pthread_rwlock_init(&p->meta_lock, NULL);
 	pthread_mutex_init(&p->alloc_lock, NULL);
+	pthread_mutex_init(&p->sp_lock, NULL);
+	pthread_cond_init(&p->sp_cond, NULL);
 	if (vems__htab_init(&p->objects, 64) ||
-	    vems__htab_init(&p->names, 64)) {
+	    vems__htab_init(&p->names, 64) ||
+	    vems__htab_init(&p->serials, 64)) {
 		vems__htab_fini(&p->objects);
 		vems__htab_fini(&p->names);
+		vems__htab_fini(&p->serials);
 		free(p);
 		return NULL;
 	}
@@ -276,6 +281,7 @@ pool_alloc(void)
 static void
 pool_free(struct vems_pool *p)
 {
+	vems__spill_stop(p); /* first: it uses everything below */
 	while (p->handles) {
 		struct vems_obj *h = p->handles;
 		p->handles = h->next;
@@ -291,11 +297,17 @@ pool_free(struct vems_pool *p)
 		}
 	}
 	vems__htab_fini(&p->objects);
+	vems__htab_fini(&p->serials);
 	vems__names_fini(p);
 	vems__htab_fini(&p->names);
 	vems__fl_fini(&p->free_frames);
 	vems__fl_fini(&p->free_entries);
 	vems__fl_fini(&p->free_slots);
+	free(p->slot_pins);
+	free(p->slot_free_pending);
+	vems__pol_fini(p);
+	if (p->be)
+		p->be->ops->close(p->be);
 	if (p->pop)
 		pmemobj_close(p->pop);
 	if (p->block_fd >= 0)
@@ -308,6 +320,8 @@ pool_free(struct vems_pool *p)
 	}
 	pthread_rwlock_destroy(&p->meta_lock);
 	pthread_mutex_destroy(&p->alloc_lock);
+	pthread_mutex_destroy(&p->sp_lock);
+	pthread_cond_destroy(&p->sp_cond);
 	free(p->pmem_path);
 	free(p->block_path);
 	free(p);
@@ -315,7 +329,7 @@ pool_free(struct vems_pool *p)
 
 /* Points the DRAM handle at the pool's structures; decides persistence. */
 static int
-attach(struct vems_pool *p)
+attach(struct vems_pool *p, const struct vems_config *cfg)
 {
 	struct vems_super *sb = p->sb;
 	p->extent_size = sb->extent_size;
@@ -341,7 +355,19 @@ attach(struct vems_pool *p)
 		(void)madvise((void *)a, (size_t)p->nframes * p->extent_size,
 			      MADV_RANDOM);
 	}
-	p->block_io = "buffered+fdatasync";
+	/* the capacity tier: O_DIRECT where real, one sync per batch */
+	unsigned bf = cfg ? cfg->block_flags : 0;
+	p->block_data_off = sb->block_data_off;
+	int ret =
+		vems__uring_open(p->block_fd, p->block_path,
+				 (bf & VEMS_BLOCK_DSYNC) ? VEMS_BSYNC_DSYNC
+							 : VEMS_BSYNC_FDATASYNC,
+				 !(bf & VEMS_BLOCK_BUFFERED), &p->be);
+	if (ret)
+		return ret;
+	snprintf(p->block_io_buf, sizeof(p->block_io_buf), "%s+%s", p->be->mode,
+		 p->be->sync_mode);
+	p->block_io = p->block_io_buf;
 	return 0;
 }
 
@@ -393,7 +419,6 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 static int
 rebuild(struct vems_pool *p)
 {
-	struct vems_htab by_serial;
 	int ret;
 	PMEMoid o;
 
@@ -401,8 +426,12 @@ rebuild(struct vems_pool *p)
 	    (ret = vems__fl_init(&p->free_entries, p->nentries)) ||
 	    (ret = vems__fl_init(&p->free_slots, p->nslots)))
 		return vems__fail(ret, "out of memory");
-	if (vems__htab_init(&by_serial, 64))
+	p->slot_pins = calloc(p->nslots + 1, sizeof(*p->slot_pins));
+	p->slot_free_pending = calloc(p->nslots + 1, 1);
+	if (p->slot_pins == NULL || p->slot_free_pending == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
+	if ((ret = vems__pol_init(p)))
+		return ret;
 
 	POBJ_FOREACH(p->pop, o)
 	{
@@ -420,19 +449,6 @@ rebuild(struct vems_pool *p)
 		if (ret)
 			goto out;
 	}
-	for (size_t i = 0; i < p->objects.nbuckets; i++)
-		for (struct vems_hnode *e = p->objects.buckets[i]; e;
-		     e = e->next) {
-			struct vems_objnode *n = vems_container_of(
-				e, struct vems_objnode, by_oid);
-			struct vems_hnode *s = malloc(sizeof(*s) + sizeof(n));
-			if (s == NULL) {
-				ret = vems__fail(-ENOMEM, "out of memory");
-				goto out;
-			}
-			memcpy(s + 1, &n, sizeof(n));
-			vems__htab_insert(&by_serial, s, n->serial);
-		}
 
 	uint8_t *frame_used = calloc(p->nframes, 1);
 	uint8_t *slot_used = calloc(p->nslots ? p->nslots : 1, 1);
@@ -449,10 +465,7 @@ rebuild(struct vems_pool *p)
 			vems__fl_push(&p->free_entries, i);
 			continue;
 		}
-		struct vems_hnode *s = vems__htab_first(&by_serial, e->serial);
-		struct vems_objnode *n = NULL;
-		if (s)
-			memcpy(&n, s + 1, sizeof(n));
+		struct vems_objnode *n = vems__obj_by_serial(p, e->serial);
 		uint64_t next = n
 			? (n->rec->size + p->extent_size - 1) >> p->extent_shift
 			: 0;
@@ -502,6 +515,10 @@ rebuild(struct vems_pool *p)
 		}
 		n->nstate[e->state]++;
 		atomic_fetch_add(&p->st.nstate[e->state], 1);
+		/* recency is not persisted: everything resident starts in
+		 * the main queue, in entry order */
+		if (in_pmem)
+			vems__pol_insert(p, e->frame, i, true);
 	}
 	if (orphans)
 		vems__pmem_drain(p); /* the frees above, before any reuse */
@@ -514,15 +531,6 @@ rebuild(struct vems_pool *p)
 	free(frame_used);
 	free(slot_used);
 out:
-	for (size_t i = 0; i < by_serial.nbuckets; i++) {
-		struct vems_hnode *e = by_serial.buckets[i];
-		while (e) {
-			struct vems_hnode *next = e->next;
-			free(e);
-			e = next;
-		}
-	}
-	vems__htab_fini(&by_serial);
 	return ret;
 }
 
@@ -825,7 +833,8 @@ vems_pool_create(struct vems_pool **poolp, const char *path,
 				      buuid, &p->block_fd)))
 		goto fail;
 	made_block = true;
-	if ((ret = attach(p)) || (ret = rebuild(p)))
+	if ((ret = attach(p, &cfg)) || (ret = rebuild(p)) ||
+	    (ret = vems__spill_start(p, &cfg)))
 		goto fail;
 	*poolp = p;
 	return 0;
@@ -908,7 +917,8 @@ vems_pool_open(struct vems_pool **poolp, const char *path,
 				    p->sb->uuid, p->sb->block_uuid,
 				    &p->block_fd)))
 		goto fail;
-	if ((ret = attach(p)) || (ret = rebuild(p)))
+	if ((ret = attach(p, cfg)) || (ret = rebuild(p)) ||
+	    (ret = vems__spill_start(p, cfg)))
 		goto fail;
 	*poolp = p;
 	return 0;

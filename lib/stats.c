@@ -44,5 +44,8 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	s->bytes_promoted = LOAD(p->st.bytes_promoted);
 	s->checksum_failures = LOAD(p->st.checksum_failures);
 	s->uring_max_inflight = LOAD(p->st.uring_max_inflight);
+	s->sync_spills = LOAD(p->st.sync_spills);
+	s->block_fetches = LOAD(p->st.block_fetches);
+	s->block_errors = LOAD(p->st.block_errors);
 	return 0;
 }

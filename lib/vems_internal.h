@@ -36,6 +36,8 @@ struct vems_config {
 	char *block_path;
 	uint64_t block_size;
 	uint64_t extent_size;
+	unsigned low_watermark; /* percent of frames kept free, 0: off */
+	unsigned block_flags;	/* VEMS_BLOCK_* */
 };
 void vems__config_defaults(struct vems_config *cfg);
 
@@ -100,6 +102,7 @@ struct vems_freelist {
 /* One per object, in DRAM, for as long as the pool is open. */
 struct vems_objnode {
 	struct vems_hnode by_oid;
+	struct vems_hnode by_serial; /* pool->serials, for the spiller */
 	struct vems_oid oid;
 	uint64_t serial;
 	PMEMoid rec_oid;
@@ -130,6 +133,34 @@ struct vems_obj {
 	struct vems_obj *next, *prev; /* pool's list of open handles */
 };
 
+/*
+ * DRAM state of one pmem extent frame: which entry maps it, and its place
+ * in the replacement policy (policy.c). Never persisted.
+ */
+enum vems_fq {
+	VEMS_FQ_NONE = 0,  /* free, or claimed by a write not yet committed */
+	VEMS_FQ_SMALL = 1, /* S3-FIFO probation queue */
+	VEMS_FQ_MAIN = 2,  /* S3-FIFO main queue */
+	VEMS_FQ_BUSY = 3,  /* picked by a spill that is in flight */
+};
+struct vems_frame {
+	uint32_t entry;	     /* entry mapping the frame while resident */
+	uint32_t prev, next; /* queue links, VEMS_NO_FRAME at the ends */
+	/*
+	 * Bumped under the owning object's exclusive lock by anything that
+	 * changes the frame's bytes or owner: a spill in flight compares it
+	 * before committing, so a frame written meanwhile is not dropped.
+	 */
+	_Atomic uint32_t gen;
+	uint64_t serial;      /* owner of the entry (under policy lock) */
+	_Atomic uint8_t freq; /* hits since insertion, saturating at 3 */
+	uint8_t q;	      /* enum vems_fq, under policy lock */
+};
+struct vems_fifo {
+	uint32_t head, tail; /* newest, oldest */
+	uint32_t n;
+};
+
 struct vems_counters {
 	_Atomic uint64_t reads, writes, bytes_read, bytes_written;
 	_Atomic uint64_t pmem_hits, block_hits, hole_reads;
@@ -137,6 +168,7 @@ struct vems_counters {
 	_Atomic uint64_t spills, promotions, clean_drops;
 	_Atomic uint64_t bytes_spilled, bytes_promoted;
 	_Atomic uint64_t checksum_failures, uring_max_inflight;
+	_Atomic uint64_t sync_spills, block_fetches, block_errors;
 	_Atomic uint64_t nstate[4]; /* mapped extents per vems_estate */
 };
 
@@ -155,6 +187,7 @@ struct vems_pool {
 	char *pmem_path;
 	char *block_path;
 	const char *block_io;
+	char block_io_buf[48];
 
 	/* objects, names and the open-handle list */
 	pthread_rwlock_t meta_lock;
@@ -163,9 +196,36 @@ struct vems_pool {
 	uint64_t nobjects, nnames;
 	struct vems_obj *handles;
 
+	struct vems_htab serials; /* objects by serial (meta_lock) */
+
 	/* free frames / entries / slots: alloc_lock, never held across I/O */
 	pthread_mutex_t alloc_lock;
 	struct vems_freelist free_frames, free_entries, free_slots;
+	/* async reads in flight per slot; a slot freed meanwhile is put on
+	 * the free list by the last reader (alloc_lock) */
+	uint16_t *slot_pins;
+	uint8_t *slot_free_pending;
+
+	/* the capacity tier */
+	struct vems_backend *be;
+	uint64_t block_data_off;
+
+	/* replacement policy (policy.c): pol_lock guards the queues */
+	pthread_mutex_t pol_lock;
+	struct vems_frame *fr; /* [nframes] */
+	struct vems_fifo small, main;
+	uint64_t *ghost; /* recently evicted (serial, extent) keys */
+	uint32_t ghost_mask;
+
+	/* background spiller (spill.c) */
+	unsigned low_pct;
+	uint32_t low_frames, high_frames;
+	pthread_t spiller;
+	bool spiller_running;
+	pthread_mutex_t sp_lock;
+	pthread_cond_t sp_cond;
+	bool sp_stop;
+	_Atomic bool sp_kicked;
 
 	struct vems_counters st;
 };
@@ -225,6 +285,78 @@ int vems__names_of_oid(struct vems_pool *p, const struct vems_oid *oid,
 		       struct vems_name ***v, size_t *cnt);
 void vems__names_tx_free(struct vems_name **v, size_t cnt);
 void vems__names_drop(struct vems_pool *p, struct vems_name **v, size_t cnt);
+
+/* --- policy.c: S3-FIFO over resident frames, DRAM only -------------- */
+
+int vems__pol_init(struct vems_pool *p);
+void vems__pol_fini(struct vems_pool *p);
+/* A frame became resident (committed): hot ones go to the main queue. */
+void vems__pol_insert(struct vems_pool *p, uint32_t frame, uint32_t entry,
+		      bool hot);
+/* A frame is leaving pmem by another way than a spill (truncate, remove). */
+void vems__pol_remove(struct vems_pool *p, uint32_t frame);
+/* Takes up to max frames out of the queues as spill candidates (BUSY). */
+uint32_t vems__pol_victims(struct vems_pool *p, uint32_t *out, uint32_t max);
+/* A candidate that was not spilled goes back (main queue) if still BUSY. */
+void vems__pol_putback(struct vems_pool *p, uint32_t frame);
+/* The read/write hit path: no lock, no pmem write. */
+static inline void
+vems__pol_touch(struct vems_pool *p, uint32_t frame)
+{
+	_Atomic uint8_t *f = &p->fr[frame].freq;
+	uint8_t v = atomic_load_explicit(f, memory_order_relaxed);
+	if (v < 3)
+		atomic_store_explicit(f, (uint8_t)(v + 1),
+				      memory_order_relaxed);
+}
+/* Ghost entries: was (serial, ext) evicted recently? Consumes the hit. */
+bool vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext);
+void vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext);
+
+/* --- spill.c: moving extents between the tiers ----------------------- */
+
+int vems__spill_start(struct vems_pool *p, const struct vems_config *cfg);
+void vems__spill_stop(struct vems_pool *p);
+/*
+ * Frees up to `want` frames by spilling cold extents (one batch). `held`
+ * is an object the caller holds exclusively (its extents [lo, hi] are
+ * never chosen), or NULL. Returns the frames freed, or -errno.
+ */
+int vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
+		uint32_t lo, uint32_t hi);
+/* Takes `need` free frames, spilling synchronously while pmem is full. */
+int vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
+			 struct vems_objnode *held, uint32_t lo, uint32_t hi);
+/* Returns frames that were reserved and never mapped. */
+void vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n);
+/* A resident extent's frame is released (its entry no longer names it). */
+void vems__frame_free(struct vems_pool *p, uint32_t frame);
+/* A slot is no longer referenced; reused once no async read pins it. */
+void vems__slot_free(struct vems_pool *p, uint32_t slot);
+void vems__slot_pin(struct vems_pool *p, uint32_t slot);
+void vems__slot_unpin(struct vems_pool *p, uint32_t slot);
+/* Byte offset of a slot in the block file. */
+static inline uint64_t
+vems__slot_off(const struct vems_pool *p, uint32_t slot)
+{
+	return p->block_data_off + ((uint64_t)slot << p->extent_shift);
+}
+/* Runs n transfers to completion (at most 32 in flight) and, if `sync`
+ * and all succeeded, a block-file sync. Returns 0 or the first error. */
+struct vems_bio;
+int vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n,
+		  bool sync);
+/* Reads a slot into buf (extent_size bytes, backend-aligned) and checks
+ * it against crc; -EIO with a sentence naming the object on mismatch. */
+int vems__slot_read(struct vems_pool *p, const struct vems_objnode *n,
+		    uint32_t ext, uint32_t slot, uint32_t crc, void *buf);
+/* A fetched extent's CRC mismatch as an -EIO with a sentence. */
+int vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n,
+		   uint32_t ext, uint32_t slot, uint32_t want, uint32_t got);
+/* Kicks the background spiller when free frames are below the mark. */
+void vems__spill_kick(struct vems_pool *p);
+/* Finds an object by serial; meta_lock held. */
+struct vems_objnode *vems__obj_by_serial(struct vems_pool *p, uint64_t serial);
 
 /* --- io.c ------------------------------------------------------------ */
 

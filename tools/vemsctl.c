@@ -937,6 +937,9 @@ static const struct {
 	{F(bytes_promoted, true)},
 	{F(checksum_failures, false)},
 	{F(uring_max_inflight, false)},
+	{F(sync_spills, false)},
+	{F(block_fetches, false)},
+	{F(block_errors, false)},
 #undef F
 };
 

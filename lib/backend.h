@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * backend.h -- the capacity tier's interface: what the data path, the
+ * spiller and the async API need from "something that stores extent slots"
+ *
+ * The data path never calls io_uring itself: it fills struct vems_bio
+ * records and hands them to a backend through a versioned ops table, so a
+ * second capacity tier (e.g. an object store such as RADOS) can be added by
+ * writing one more table. The table starts with its version and only grows
+ * at its end (SQLite's sqlite3_vfs.iVersion is the model).
+ *
+ * One backend per open pool. I/O goes through queues: a queue is one
+ * submission/completion context (one io_uring) used by one thread at a time;
+ * the backend keeps a cache of idle queues so that concurrent callers each
+ * get their own without a ring setup per call.
+ */
+#ifndef VEMS_BACKEND_H
+#define VEMS_BACKEND_H 1
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One transfer between memory and the block file. */
+struct vems_bio {
+	void *buf;	/* aligned to backend->align in direct mode */
+	uint64_t off;	/* byte offset in the block file */
+	uint32_t len;	/* bytes */
+	bool write;	/* false: read */
+	int res;	/* after completion: 0 or -errno */
+	uint32_t done;	/* bytes transferred so far (short transfers) */
+	unsigned tries; /* resubmissions after -EAGAIN or short transfers */
+	void *priv;	/* the submitter's */
+};
+
+struct vems_backend;
+struct vems_bq;
+
+#define VEMS_BACKEND_OPS_V1 1u
+
+struct vems_backend_ops {
+	uint32_t version; /* VEMS_BACKEND_OPS_V1 */
+	const char *name;
+	void (*close)(struct vems_backend *b);
+	/* A queue able to hold `depth` transfers in flight. */
+	int (*queue_get)(struct vems_backend *b, unsigned depth,
+			 struct vems_bq **q);
+	/* Returns an idle queue (nothing in flight) to the cache. */
+	void (*queue_put)(struct vems_backend *b, struct vems_bq *q);
+	/* Starts n transfers; the caller keeps at most `depth` in flight. */
+	int (*submit)(struct vems_bq *q, struct vems_bio *const *v, size_t n);
+	/*
+	 * Collects up to max finished transfers (each with ->res set),
+	 * waiting for at least one when `wait`. Short transfers and -EAGAIN
+	 * are resubmitted inside; they are never reported as finished.
+	 */
+	int (*reap)(struct vems_bq *q, struct vems_bio **out, size_t max,
+		    bool wait);
+	/* Makes every write finished before the call durable. */
+	int (*sync)(struct vems_bq *q);
+	/* Signals efd whenever a completion arrives (-1: stop). */
+	int (*set_eventfd)(struct vems_bq *q, int efd);
+};
+
+struct vems_backend {
+	const struct vems_backend_ops *ops;
+	const char *mode;      /* "direct" or "buffered+fdatasync" */
+	const char *sync_mode; /* "fdatasync" or "dsync" */
+	size_t align;	       /* buffer/offset/length alignment of transfers */
+};
+
+/* Block-file durability: one fdatasync per batch, or RWF_DSYNC writes. */
+enum vems_bsync { VEMS_BSYNC_FDATASYNC = 0, VEMS_BSYNC_DSYNC = 1 };
+
+/*
+ * The io_uring backend (uring.c) on an open block file. Decides once
+ * whether O_DIRECT is honoured (not on tmpfs, not where the open or a probe
+ * read fails) and falls back to buffered I/O.
+ */
+int vems__uring_open(int fd, const char *path, enum vems_bsync sync,
+		     bool allow_direct, struct vems_backend **bp);
+
+/*
+ * Fault injection for tests: when set, every completion's result passes
+ * through fn (op 'r', 'w' or 'f' for a sync) before the backend looks at
+ * it; fn may turn it into an error or a short count. Process-wide.
+ */
+typedef int (*vems_fault_fn)(void *arg, char op, int res, uint32_t len);
+void vems__fault_set(vems_fault_fn fn, void *arg);
+int vems__fault_apply(char op, int res, uint32_t len);
+
+#endif /* VEMS_BACKEND_H */

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * policy.c -- which resident extent leaves pmem next
+ *
+ * S3-FIFO (Yang et al., SOSP '23) over extent frames, in DRAM only:
+ *   - a new extent enters the small probation queue S (about 10% of the
+ *     resident frames), unless it was evicted recently (a ghost hit), in
+ *     which case it goes straight to the main queue M;
+ *   - a hit sets a 2-bit frequency with one relaxed atomic store, no lock
+ *     and no pmem write on the read path;
+ *   - eviction takes S's oldest: touched since it came in -> moved to M,
+ *     else it is the victim (and becomes a ghost); when S is small, M's
+ *     oldest: touched -> reinserted with freq - 1, else the victim.
+ * One-hit wonders (a scan) leave through S without flushing M, which is
+ * what plain CLOCK cannot do on skewed workloads.
+ *
+ * Ghosts are fingerprints of (object serial, extent) in a direct-mapped
+ * table of about twice the frame count: an approximate, bounded FIFO.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "vems_internal.h"
+
+#define NIL VEMS_NO_FRAME
+
+int
+vems__pol_init(struct vems_pool *p)
+{
+	p->fr = calloc(p->nframes ? p->nframes : 1, sizeof(*p->fr));
+	uint32_t g = 64;
+	while (g < 2 * (uint64_t)p->nframes && g < (1u << 30))
+		g <<= 1;
+	p->ghost = calloc(g, sizeof(*p->ghost));
+	if (p->fr == NULL || p->ghost == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+	p->ghost_mask = g - 1;
+	for (uint32_t f = 0; f < p->nframes; f++)
+		p->fr[f].prev = p->fr[f].next = NIL;
+	p->small.head = p->small.tail = NIL;
+	p->main.head = p->main.tail = NIL;
+	pthread_mutex_init(&p->pol_lock, NULL);
+	return 0;
+}
+
+void
+vems__pol_fini(struct vems_pool *p)
+{
+	if (p->fr)
+		pthread_mutex_destroy(&p->pol_lock);
+	free(p->fr);
+	free(p->ghost);
+	p->fr = NULL;
+	p->ghost = NULL;
+}
+
+static struct vems_fifo *
+fifo_of(struct vems_pool *p, uint8_t q)
+{
+	return q == VEMS_FQ_SMALL ? &p->small : &p->main;
+}
+
+/* pol_lock held */
+static void
+push_head(struct vems_pool *p, uint32_t f, uint8_t q)
+{
+	struct vems_fifo *l = fifo_of(p, q);
+	struct vems_frame *x = &p->fr[f];
+	x->q = q;
+	x->prev = NIL;
+	x->next = l->head;
+	if (l->head != NIL)
+		p->fr[l->head].prev = f;
+	else
+		l->tail = f;
+	l->head = f;
+	l->n++;
+}
+
+/* pol_lock held; f is in S or M */
+static void
+unlink_frame(struct vems_pool *p, uint32_t f)
+{
+	struct vems_frame *x = &p->fr[f];
+	struct vems_fifo *l = fifo_of(p, x->q);
+	if (x->prev != NIL)
+		p->fr[x->prev].next = x->next;
+	else
+		l->head = x->next;
+	if (x->next != NIL)
+		p->fr[x->next].prev = x->prev;
+	else
+		l->tail = x->prev;
+	x->prev = x->next = NIL;
+	l->n--;
+	x->q = VEMS_FQ_NONE;
+}
+
+void
+vems__pol_insert(struct vems_pool *p, uint32_t frame, uint32_t entry, bool hot)
+{
+	pthread_mutex_lock(&p->pol_lock);
+	struct vems_frame *x = &p->fr[frame];
+	if (x->q == VEMS_FQ_SMALL || x->q == VEMS_FQ_MAIN)
+		unlink_frame(p, frame);
+	x->entry = entry;
+	x->serial = p->entries[entry].serial;
+	atomic_store_explicit(&x->freq, 0, memory_order_relaxed);
+	push_head(p, frame, hot ? VEMS_FQ_MAIN : VEMS_FQ_SMALL);
+	pthread_mutex_unlock(&p->pol_lock);
+}
+
+void
+vems__pol_remove(struct vems_pool *p, uint32_t frame)
+{
+	pthread_mutex_lock(&p->pol_lock);
+	struct vems_frame *x = &p->fr[frame];
+	if (x->q == VEMS_FQ_SMALL || x->q == VEMS_FQ_MAIN)
+		unlink_frame(p, frame);
+	/* a BUSY frame is disowned: the spill sees NONE and leaves it */
+	x->q = VEMS_FQ_NONE;
+	pthread_mutex_unlock(&p->pol_lock);
+}
+
+uint32_t
+vems__pol_victims(struct vems_pool *p, uint32_t *out, uint32_t max)
+{
+	uint32_t got = 0;
+	pthread_mutex_lock(&p->pol_lock);
+	/* each frame is moved at most ~4 times before it must be chosen */
+	uint64_t budget = 4 * ((uint64_t)p->small.n + p->main.n) + 8;
+	while (got < max && budget-- > 0) {
+		uint32_t resident = p->small.n + p->main.n;
+		if (resident == 0)
+			break;
+		bool from_small = p->small.n > 0 &&
+			(p->main.n == 0 || p->small.n * 10 >= resident);
+		uint32_t f = from_small ? p->small.tail : p->main.tail;
+		struct vems_frame *x = &p->fr[f];
+		uint8_t freq =
+			atomic_load_explicit(&x->freq, memory_order_relaxed);
+		unlink_frame(p, f);
+		if (freq > 0) {
+			/* S -> M keeps nothing of its count; M decays */
+			atomic_store_explicit(
+				&x->freq, from_small ? 0 : (uint8_t)(freq - 1),
+				memory_order_relaxed);
+			push_head(p, f, VEMS_FQ_MAIN);
+			continue;
+		}
+		x->q = VEMS_FQ_BUSY;
+		out[got++] = f;
+	}
+	pthread_mutex_unlock(&p->pol_lock);
+	return got;
+}
+
+void
+vems__pol_putback(struct vems_pool *p, uint32_t frame)
+{
+	pthread_mutex_lock(&p->pol_lock);
+	if (p->fr[frame].q == VEMS_FQ_BUSY)
+		push_head(p, frame, VEMS_FQ_MAIN);
+	pthread_mutex_unlock(&p->pol_lock);
+}
+
+static uint64_t
+ghost_key(uint64_t serial, uint32_t ext)
+{
+	return vems__hash64(serial, ext) | 1; /* 0 marks an empty cell */
+}
+
+bool
+vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext)
+{
+	uint64_t k = ghost_key(serial, ext);
+	pthread_mutex_lock(&p->pol_lock);
+	uint64_t *cell = &p->ghost[k & p->ghost_mask];
+	bool hit = *cell == k;
+	if (hit)
+		*cell = 0;
+	pthread_mutex_unlock(&p->pol_lock);
+	return hit;
+}
+
+void
+vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext)
+{
+	uint64_t k = ghost_key(serial, ext);
+	pthread_mutex_lock(&p->pol_lock);
+	p->ghost[k & p->ghost_mask] = k;
+	pthread_mutex_unlock(&p->pol_lock);
+}

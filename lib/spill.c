@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * spill.c -- moving cold extents to the block file, and the frame/slot
+ * bookkeeping around it
+ *
+ * A spill of a dirty (PMEM) extent, in DESIGN.md rule 2's order:
+ *
+ *   a. object locked shared: note the frame's generation, CRC-32C of the
+ *      frame, claim a free slot (DRAM only);                 unlocked
+ *   b. write frame -> slot through the backend, then one block-file sync
+ *      for the whole batch;                                  no lock held
+ *   c. object locked exclusively: if the frame's generation is unchanged
+ *      (nobody wrote it during b), store slot and crc into the entry,
+ *      fence, then the 1-byte state store PMEM -> BLOCK (the commit),
+ *      fence; only then the frame goes back to the free list.
+ *
+ * A crash before c's state store leaves the extent PMEM and the slot
+ * unreferenced: the next open's rebuild() derives the free slots from the
+ * entries, so it is not even leaked. A write during b bumps the generation
+ * and the spill of that extent is abandoned (the slot is freed). A clean
+ * (BOTH) extent only needs c's state store: no I/O.
+ *
+ * Locks: a spill never holds an object lock across I/O. The background
+ * spiller blocks on object locks (it holds no other); a writer that spills
+ * synchronously holds its own object and only try-locks others.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "vems_internal.h"
+
+#define SPILL_BATCH 64 /* extents per spill round */
+#define QD 32	       /* block transfers in flight per caller */
+
+/* --- frames and slots ------------------------------------------------ */
+
+void
+vems__frame_free(struct vems_pool *p, uint32_t frame)
+{
+	vems__pol_remove(p, frame);
+	/* a spill in flight on this frame sees the change and gives up */
+	atomic_fetch_add_explicit(&p->fr[frame].gen, 1, memory_order_relaxed);
+	pthread_mutex_lock(&p->alloc_lock);
+	vems__fl_push(&p->free_frames, frame);
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	for (uint32_t i = 0; i < n; i++)
+		vems__fl_push(&p->free_frames, v[i]);
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__slot_free(struct vems_pool *p, uint32_t slot)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	if (p->slot_pins[slot] > 0)
+		p->slot_free_pending[slot] = 1;
+	else
+		vems__fl_push(&p->free_slots, slot);
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__slot_pin(struct vems_pool *p, uint32_t slot)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	p->slot_pins[slot]++;
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__slot_unpin(struct vems_pool *p, uint32_t slot)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	if (--p->slot_pins[slot] == 0 && p->slot_free_pending[slot]) {
+		p->slot_free_pending[slot] = 0;
+		vems__fl_push(&p->free_slots, slot);
+	}
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+static bool
+slot_alloc(struct vems_pool *p, uint32_t *slot)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	bool ok = vems__fl_pop(&p->free_slots, slot);
+	pthread_mutex_unlock(&p->alloc_lock);
+	return ok;
+}
+
+static uint32_t
+free_frames(struct vems_pool *p)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	uint32_t n = p->free_frames.n;
+	pthread_mutex_unlock(&p->alloc_lock);
+	return n;
+}
+
+/* --- block transfers ------------------------------------------------- */
+
+static void
+note_depth(struct vems_pool *p, uint64_t depth)
+{
+	uint64_t cur = atomic_load_explicit(&p->st.uring_max_inflight,
+					    memory_order_relaxed);
+	while (depth > cur &&
+	       !atomic_compare_exchange_weak(&p->st.uring_max_inflight, &cur,
+					     depth))
+		;
+}
+
+int
+vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
+{
+	const struct vems_backend_ops *ops = p->be->ops;
+	struct vems_bq *q;
+	int ret = ops->queue_get(p->be, QD, &q);
+	if (ret)
+		return ret;
+	size_t next = 0, inflight = 0, finished = 0;
+	int first_err = 0;
+	bool wrote = false;
+	while (finished < n) {
+		size_t room = QD - inflight, left = n - next;
+		size_t k = room < left ? room : left;
+		if (k > 0) {
+			if ((ret = ops->submit(q, v + next, k)) != 0) {
+				/* nothing of this window started */
+				for (size_t i = next; i < next + k; i++)
+					v[i]->res = ret;
+				finished += k;
+				first_err = first_err ? first_err : ret;
+			} else {
+				inflight += k;
+				note_depth(p, inflight);
+			}
+			next += k;
+			continue;
+		}
+		struct vems_bio *done[QD];
+		int got = ops->reap(q, done, QD, true);
+		if (got < 0) {
+			/* the ring itself failed: in-flight transfers are in
+			 * an unknown state; the queue is not reused */
+			first_err = got;
+			for (size_t i = 0; i < n; i++)
+				if (v[i]->res == 0)
+					v[i]->res = got;
+			return got; /* the queue is not reused (leaked) */
+		}
+		for (int i = 0; i < got; i++) {
+			if (done[i]->res && !first_err)
+				first_err = done[i]->res;
+			if (done[i]->res == 0 && done[i]->write)
+				wrote = true;
+		}
+		inflight -= (size_t)got;
+		finished += (size_t)got;
+	}
+	if (first_err) {
+		VEMS_STAT_ADD(p, block_errors, 1);
+		vems__fail(first_err, "block file %s: %s", p->block_path,
+			   strerror(-first_err));
+	} else if (sync && wrote && (ret = ops->sync(q)) != 0) {
+		VEMS_STAT_ADD(p, block_errors, 1);
+		first_err = ret;
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->write)
+				v[i]->res = ret;
+	}
+	ops->queue_put(p->be, q);
+	return first_err;
+}
+
+int
+vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
+	       uint32_t slot, uint32_t want, uint32_t got)
+{
+	VEMS_STAT_ADD(p, checksum_failures, 1);
+	return vems__fail(-EIO,
+			  "object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+			  ": block slot %u of %s fails its checksum "
+			  "(expected %08x, read %08x)",
+			  n->oid.partition, n->oid.id,
+			  (uint64_t)ext << p->extent_shift, slot, p->block_path,
+			  want, got);
+}
+
+int
+vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
+		uint32_t slot, uint32_t crc, void *buf)
+{
+	struct vems_bio bio = {.buf = buf,
+			       .off = vems__slot_off(p, slot),
+			       .len = (uint32_t)p->extent_size};
+	struct vems_bio *v = &bio;
+	int ret = vems__bio_run(p, &v, 1, false);
+	if (ret) {
+		vems__errmsg_append("reading slot %u for object %" PRIu64
+				    ".%" PRIu64 " offset %" PRIu64,
+				    slot, n->oid.partition, n->oid.id,
+				    (uint64_t)ext << p->extent_shift);
+		return ret;
+	}
+	uint32_t got = vems__crc32c(buf, p->extent_size);
+	if (got != crc)
+		return vems__crc_fail(p, n, ext, slot, crc, got);
+	return 0;
+}
+
+/* --- spilling -------------------------------------------------------- */
+
+struct victim {
+	uint32_t frame, entry, slot, crc, gen, ext;
+	uint64_t serial;
+	uint8_t state; /* at pick time: PMEM (needs I/O) or BOTH */
+	bool live;     /* still to be committed */
+	struct vems_bio bio;
+};
+
+struct vems_objnode *
+vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
+{
+	for (struct vems_hnode *h = vems__htab_first(&p->serials, serial); h;
+	     h = vems__htab_next_same(h)) {
+		struct vems_objnode *n =
+			vems_container_of(h, struct vems_objnode, by_serial);
+		if (n->serial == serial)
+			return n;
+	}
+	return NULL;
+}
+
+/* Locks n for a spill phase; the held object needs none. */
+static bool
+lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
+{
+	if (n == held)
+		return true;
+	if (held == NULL) {
+		/* background: blocking is safe, we hold no object lock */
+		if (excl)
+			pthread_rwlock_wrlock(&n->lock);
+		else
+			pthread_rwlock_rdlock(&n->lock);
+		return true;
+	}
+	/* a writer holding `held`: never wait on a second object lock */
+	for (int i = 0; i < 64; i++) {
+		if ((excl ? pthread_rwlock_trywrlock(&n->lock)
+			  : pthread_rwlock_tryrdlock(&n->lock)) == 0)
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+static void
+unlock_obj(struct vems_objnode *n, struct vems_objnode *held)
+{
+	if (n != held)
+		pthread_rwlock_unlock(&n->lock);
+}
+
+static bool
+lock_meta(struct vems_pool *p, struct vems_objnode *held)
+{
+	/*
+	 * vems_pool_check takes meta_lock exclusively and then every object
+	 * lock: a writer holding its object must not wait for meta_lock.
+	 */
+	if (held)
+		return pthread_rwlock_tryrdlock(&p->meta_lock) == 0;
+	pthread_rwlock_rdlock(&p->meta_lock);
+	return true;
+}
+
+/* Phase a for one victim; returns false if it is not spilled now. */
+static bool
+prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
+	uint32_t lo, uint32_t hi, bool have_meta, bool *block_full)
+{
+	pthread_mutex_lock(&p->pol_lock);
+	v->entry = p->fr[v->frame].entry;
+	v->serial = p->fr[v->frame].serial;
+	pthread_mutex_unlock(&p->pol_lock);
+	const struct vems_entry *e = &p->entries[v->entry];
+	struct vems_objnode *n = NULL;
+	if (held && v->serial == held->serial)
+		n = held;
+	else if (have_meta)
+		n = vems__obj_by_serial(p, v->serial);
+	if (n == NULL)
+		return false;
+	if (!lock_obj(n, held, false))
+		return false;
+	bool ok = false;
+	/* re-read under the lock: the frame may have changed owner */
+	if (e->serial == v->serial && e->frame == v->frame &&
+	    (e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH) &&
+	    !(n == held && e->ext_index >= lo && e->ext_index <= hi)) {
+		v->ext = e->ext_index;
+		v->state = e->state;
+		v->gen = atomic_load_explicit(&p->fr[v->frame].gen,
+					      memory_order_relaxed);
+		ok = true;
+		if (v->state == VEMS_ES_PMEM) {
+			if (!slot_alloc(p, &v->slot)) {
+				*block_full = true;
+				ok = false;
+			} else {
+				uint8_t *f = vems__frame_addr(p, v->frame);
+				v->crc = vems__crc32c(f, p->extent_size);
+				v->bio = (struct vems_bio){
+					.buf = f,
+					.off = vems__slot_off(p, v->slot),
+					.len = (uint32_t)p->extent_size,
+					.write = true};
+			}
+		}
+	}
+	unlock_obj(n, held);
+	return ok;
+}
+
+/* Phase c for one victim; returns 1 if the frame was freed, 0 if not. */
+static int
+commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
+       bool have_meta)
+{
+	struct vems_objnode *n = NULL;
+	if (held && v->serial == held->serial)
+		n = held;
+	else if (have_meta)
+		n = vems__obj_by_serial(p, v->serial);
+	if (n == NULL || !lock_obj(n, held, true))
+		return -EAGAIN; /* removed, or busy: give up this one */
+	struct vems_entry *e = &p->entries[v->entry];
+	if (e->serial != v->serial || e->frame != v->frame ||
+	    e->state != v->state ||
+	    atomic_load_explicit(&p->fr[v->frame].gen, memory_order_relaxed) !=
+		    v->gen) {
+		unlock_obj(n, held);
+		return -EAGAIN; /* written, truncated or moved meanwhile */
+	}
+	int ret = 0;
+	if (v->state == VEMS_ES_PMEM) {
+		/* slot and crc are ignored while the state is PMEM */
+		e->slot = v->slot;
+		e->crc = v->crc;
+		ret = vems__pmem_flush(p, &e->slot,
+				       sizeof(e->slot) + sizeof(e->crc));
+		vems__pmem_drain(p); /* slot/crc before the state naming them */
+	}
+	if (ret == 0)
+		ret = vems__pmem_store8(p, &e->state, VEMS_ES_BLOCK);
+	vems__pmem_drain(p); /* the switch, before the frame is reused */
+	if (ret) {
+		/* msync failed: the state store may or may not be durable;
+		 * keep the frame and the slot, both stay valid for BLOCK */
+		unlock_obj(n, held);
+		return ret;
+	}
+	n->nstate[v->state]--;
+	n->nstate[VEMS_ES_BLOCK]++;
+	atomic_fetch_sub(&p->st.nstate[v->state], 1);
+	atomic_fetch_add(&p->st.nstate[VEMS_ES_BLOCK], 1);
+	vems__frame_free(p, v->frame);
+	unlock_obj(n, held);
+	vems__ghost_add(p, v->serial, v->ext);
+	if (v->state == VEMS_ES_PMEM) {
+		VEMS_STAT_ADD(p, spills, 1);
+		VEMS_STAT_ADD(p, bytes_spilled, p->extent_size);
+	} else {
+		VEMS_STAT_ADD(p, clean_drops, 1);
+	}
+	return 1;
+}
+
+int
+vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
+	    uint32_t lo, uint32_t hi)
+{
+	uint32_t frames[SPILL_BATCH];
+	struct victim vs[SPILL_BATCH];
+	struct vems_bio *bios[SPILL_BATCH];
+	if (want > SPILL_BATCH)
+		want = SPILL_BATCH;
+	uint32_t nv = vems__pol_victims(p, frames, want);
+	if (nv == 0)
+		return 0;
+
+	bool block_full = false;
+	bool have_meta = lock_meta(p, held);
+	size_t nio = 0;
+	for (uint32_t i = 0; i < nv; i++) {
+		vs[i] = (struct victim){.frame = frames[i]};
+		vs[i].live = prepare(p, &vs[i], held, lo, hi, have_meta,
+				     &block_full);
+		if (!vs[i].live)
+			vems__pol_putback(p, frames[i]);
+		else if (vs[i].state == VEMS_ES_PMEM)
+			bios[nio++] = &vs[i].bio;
+	}
+	if (have_meta)
+		pthread_rwlock_unlock(&p->meta_lock);
+
+	/* b: the batch's writes, then one sync (no lock held) */
+	int io_err = nio ? vems__bio_run(p, bios, nio, true) : 0;
+
+	have_meta = lock_meta(p, held);
+	int freed = 0, err = 0;
+	for (uint32_t i = 0; i < nv; i++) {
+		struct victim *v = &vs[i];
+		if (!v->live)
+			continue;
+		int r = (v->state == VEMS_ES_PMEM && v->bio.res != 0)
+			? v->bio.res
+			: commit(p, v, held, have_meta);
+		if (r == 1) {
+			freed++;
+			continue;
+		}
+		if (r != -EAGAIN && err == 0)
+			err = r;
+		/*
+		 * The slot was never named by the entry unless a commit
+		 * failed at its msync (then the state store may be durable:
+		 * keep the slot; the next open settles it).
+		 */
+		if (v->state == VEMS_ES_PMEM &&
+		    (v->bio.res != 0 || r == -EAGAIN))
+			vems__slot_free(p, v->slot);
+		vems__pol_putback(p, v->frame);
+	}
+	if (have_meta)
+		pthread_rwlock_unlock(&p->meta_lock);
+	if (freed == 0 && io_err)
+		return io_err;
+	if (freed == 0 && err)
+		return err;
+	if (freed == 0 && block_full)
+		return vems__fail(-ENOSPC,
+				  "both tiers are full: pmem (%u extents) "
+				  "and the block file %s (%u extents)",
+				  p->nframes, p->block_path, p->nslots);
+	return freed;
+}
+
+int
+vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
+		     struct vems_objnode *held, uint32_t lo, uint32_t hi)
+{
+	if (need == 0)
+		return 0;
+	if (need > p->nframes)
+		return vems__fail(-ENOSPC,
+				  "a write needs %u extent frames, "
+				  "pmem has %u",
+				  need, p->nframes);
+	unsigned idle = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->alloc_lock);
+		uint32_t have = p->free_frames.n;
+		if (have >= need) {
+			/* all or nothing: a writer never sits on part of
+			 * what it needs while it waits for the rest */
+			for (uint32_t i = 0; i < need; i++)
+				(void)vems__fl_pop(&p->free_frames, &out[i]);
+			pthread_mutex_unlock(&p->alloc_lock);
+			vems__spill_kick(p);
+			return 0;
+		}
+		pthread_mutex_unlock(&p->alloc_lock);
+		VEMS_STAT_ADD(p, sync_spills, 1);
+		int r = vems__spill(p, need - have, held, lo, hi);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			idle = 0;
+			continue;
+		}
+		/* nothing evictable now: the rest is reserved or in flight
+		 * by other writers and spills; let them finish */
+		if (++idle > 1000)
+			return vems__fail(-ENOSPC,
+					  "pmem is full: all %u extent frames "
+					  "are in use by writes in progress",
+					  p->nframes);
+		sched_yield();
+	}
+}
+
+/* --- the background spiller ------------------------------------------ */
+
+void
+vems__spill_kick(struct vems_pool *p)
+{
+	if (!p->spiller_running || free_frames(p) >= p->low_frames)
+		return;
+	if (atomic_exchange(&p->sp_kicked, true))
+		return; /* already signalled */
+	pthread_mutex_lock(&p->sp_lock);
+	pthread_cond_signal(&p->sp_cond);
+	pthread_mutex_unlock(&p->sp_lock);
+}
+
+static void *
+spiller_main(void *arg)
+{
+	struct vems_pool *p = arg;
+	pthread_mutex_lock(&p->sp_lock);
+	while (!p->sp_stop) {
+		atomic_store(&p->sp_kicked, false);
+		uint32_t have = free_frames(p);
+		if (have < p->low_frames) {
+			/* refill up to the high mark, one batch at a time,
+			 * with the lock dropped so stop is never delayed */
+			while (!p->sp_stop && have < p->high_frames) {
+				pthread_mutex_unlock(&p->sp_lock);
+				int r = vems__spill(p, p->high_frames - have,
+						    NULL, 0, 0);
+				pthread_mutex_lock(&p->sp_lock);
+				if (r <= 0)
+					break; /* full or failing: writers
+						  will see it themselves */
+				have = free_frames(p);
+			}
+			if (have >= p->low_frames)
+				continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->sp_cond, &p->sp_lock, &ts);
+	}
+	pthread_mutex_unlock(&p->sp_lock);
+	return NULL;
+}
+
+int
+vems__spill_start(struct vems_pool *p, const struct vems_config *cfg)
+{
+	p->low_pct = cfg ? cfg->low_watermark : 10;
+	p->low_frames = (uint32_t)((uint64_t)p->nframes * p->low_pct / 100);
+	uint32_t step = p->nframes / 20 > 1 ? p->nframes / 20 : 1;
+	p->high_frames = p->low_frames + step;
+	if (p->high_frames > p->nframes)
+		p->high_frames = p->nframes;
+	pthread_mutex_init(&p->sp_lock, NULL);
+	pthread_cond_init(&p->sp_cond, NULL);
+	if (p->low_frames == 0 || p->nslots == 0)
+		return 0; /* tiny pmem or no watermark: writers spill */
+	int ret = pthread_create(&p->spiller, NULL, spiller_main, p);
+	if (ret)
+		return vems__fail(-ret, "cannot start the spiller thread: %s",
+				  strerror(ret));
+	p->spiller_running = true;
+	return 0;
+}
+
+void
+vems__spill_stop(struct vems_pool *p)
+{
+	if (p->spiller_running) {
+		pthread_mutex_lock(&p->sp_lock);
+		p->sp_stop = true;
+		pthread_cond_signal(&p->sp_cond);
+		pthread_mutex_unlock(&p->sp_lock);
+		pthread_join(p->spiller, NULL);
+		p->spiller_running = false;
+	}
+}
