@@ -266,6 +266,7 @@ pool_alloc(void)
 	pthread_mutex_init(&p->alloc_lock, NULL);
 	pthread_mutex_init(&p->sp_lock, NULL);
 	pthread_cond_init(&p->sp_cond, NULL);
+	pthread_cond_init(&p->sp_done, NULL);
 	if (vems__htab_init(&p->objects, 64) ||
 	    vems__htab_init(&p->names, 64) ||
 	    vems__htab_init(&p->serials, 64)) {
@@ -322,6 +323,7 @@ pool_free(struct vems_pool *p)
 	pthread_mutex_destroy(&p->alloc_lock);
 	pthread_mutex_destroy(&p->sp_lock);
 	pthread_cond_destroy(&p->sp_cond);
+	pthread_cond_destroy(&p->sp_done);
 	free(p->pmem_path);
 	free(p->block_path);
 	free(p);

@@ -20,9 +20,9 @@
  * and the spill of that extent is abandoned (the slot is freed). A clean
  * (BOTH) extent only needs c's state store: no I/O.
  *
- * Locks: a spill never holds an object lock across I/O. The background
- * spiller blocks on object locks (it holds no other); a writer that spills
- * synchronously holds its own object and only try-locks others.
+ * Locks: a spill never holds an object lock across I/O and only try-locks
+ * objects (see lock_obj); a writer that spills synchronously holds its own
+ * object, whose extents need no lock.
  */
 
 #include <errno.h>
@@ -242,21 +242,17 @@ vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
 	return NULL;
 }
 
-/* Locks n for a spill phase; the held object needs none. */
+/*
+ * Locks n for a spill phase; the held object needs none. Never waits for
+ * long: a writer that spills synchronously holds its own object and may be
+ * waiting for this very spill to end, so a busy object is skipped (its
+ * extents are in use, hence not cold anyway).
+ */
 static bool
 lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 {
 	if (n == held)
 		return true;
-	if (held == NULL) {
-		/* background: blocking is safe, we hold no object lock */
-		if (excl)
-			pthread_rwlock_wrlock(&n->lock);
-		else
-			pthread_rwlock_rdlock(&n->lock);
-		return true;
-	}
-	/* a writer holding `held`: never wait on a second object lock */
 	for (int i = 0; i < 64; i++) {
 		if ((excl ? pthread_rwlock_trywrlock(&n->lock)
 			  : pthread_rwlock_tryrdlock(&n->lock)) == 0)
@@ -388,6 +384,17 @@ commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 	return 1;
 }
 
+/* Ends a spill round; true if other spills are still in flight. */
+static bool
+spill_end(struct vems_pool *p)
+{
+	unsigned left = atomic_fetch_sub(&p->spills_inflight, 1) - 1;
+	pthread_mutex_lock(&p->sp_lock);
+	pthread_cond_broadcast(&p->sp_done);
+	pthread_mutex_unlock(&p->sp_lock);
+	return left > 0;
+}
+
 int
 vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	    uint32_t lo, uint32_t hi)
@@ -397,9 +404,12 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	struct vems_bio *bios[SPILL_BATCH];
 	if (want > SPILL_BATCH)
 		want = SPILL_BATCH;
+	atomic_fetch_add(&p->spills_inflight, 1);
 	uint32_t nv = vems__pol_victims(p, frames, want);
-	if (nv == 0)
+	if (nv == 0) {
+		spill_end(p);
 		return 0;
+	}
 
 	bool block_full = false;
 	bool have_meta = lock_meta(p, held);
@@ -446,10 +456,13 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	}
 	if (have_meta)
 		pthread_rwlock_unlock(&p->meta_lock);
+	bool others = spill_end(p);
 	if (freed == 0 && io_err)
 		return io_err;
 	if (freed == 0 && err)
 		return err;
+	if (freed == 0 && block_full && others)
+		return 0; /* slots held by spills in flight: wait for them */
 	if (freed == 0 && block_full)
 		return vems__fail(-ENOSPC,
 				  "both tiers are full: pmem (%u extents) "
@@ -491,14 +504,29 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 			idle = 0;
 			continue;
 		}
-		/* nothing evictable now: the rest is reserved or in flight
-		 * by other writers and spills; let them finish */
-		if (++idle > 1000)
+		/*
+		 * Nothing evictable now: the rest is reserved by other
+		 * writers or taken by spills in flight. Wait for a spill to
+		 * end (or 10 ms, for writers that give frames back).
+		 */
+		if (atomic_load(&p->spills_inflight) == 0 && ++idle > 100)
 			return vems__fail(-ENOSPC,
 					  "pmem is full: all %u extent frames "
 					  "are in use by writes in progress",
 					  p->nframes);
-		sched_yield();
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&p->sp_lock);
+		if (atomic_load(&p->spills_inflight) > 0)
+			pthread_cond_timedwait(&p->sp_done, &p->sp_lock, &ts);
+		pthread_mutex_unlock(&p->sp_lock);
+		if (idle > 0)
+			sched_yield();
 	}
 }
 

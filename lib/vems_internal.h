@@ -226,6 +226,10 @@ struct vems_pool {
 	pthread_cond_t sp_cond;
 	bool sp_stop;
 	_Atomic bool sp_kicked;
+	/* spills between victim choice and commit; sp_done signalled as each
+	 * batch ends (under sp_lock) */
+	_Atomic unsigned spills_inflight;
+	pthread_cond_t sp_done;
 
 	struct vems_counters st;
 };
