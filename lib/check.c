@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "vems_internal.h"
 
 struct checker {
@@ -97,6 +98,87 @@ idx_fn(uint32_t ext, uint32_t entry, void *arg)
 			"object %" PRIu64 ".%" PRIu64 ": DRAM index "
 			"maps extent %u to entry %u, which is not it",
 			w->n->oid.partition, w->n->oid.id, ext, entry);
+}
+
+#define SLOT_BATCH 32
+
+static void
+slot_problem(struct checker *c, struct vems_pool *p, struct vems_objnode **v,
+	     size_t cnt, const struct vems_entry *e, const char *what)
+{
+	struct vems_objnode *n = find_serial(v, cnt, e->serial);
+	problem(c,
+		"object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+		": block slot %u %s",
+		n ? n->oid.partition : 0, n ? n->oid.id : 0,
+		(uint64_t)e->ext_index << p->extent_shift, e->slot, what);
+}
+
+/*
+ * Reads every slot a mapping names and compares it with the entry's CRC;
+ * a clean (BOTH) extent's frame must match it too. Returns 0: problems
+ * are counted in c.
+ */
+static int
+check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
+	    struct checker *c)
+{
+	uint8_t *bufs = NULL;
+	size_t a = p->be->align > 64 ? p->be->align : 64;
+	if (posix_memalign((void **)&bufs, a, SLOT_BATCH * p->extent_size)) {
+		problem(c, "out of memory: block slots not verified");
+		return 0;
+	}
+	struct vems_bio bio[SLOT_BATCH], *bp[SLOT_BATCH];
+	uint32_t which[SLOT_BATCH];
+	size_t nb = 0;
+	for (uint32_t i = 0; i <= p->nentries; i++) {
+		const struct vems_entry *e =
+			i < p->nentries ? &p->entries[i] : NULL;
+		if (e && e->serial != 0 && e->slot < p->nslots &&
+		    find_serial(v, cnt, e->serial) != NULL &&
+		    (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)) {
+			if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
+			    vems__crc32c(vems__frame_addr(p, e->frame),
+					 p->extent_size) != e->crc)
+				slot_problem(c, p, v, cnt, e,
+					     "is clean but its pmem copy "
+					     "differs");
+			bio[nb] = (struct vems_bio){
+				.buf = bufs + nb * p->extent_size,
+				.off = vems__slot_off(p, e->slot),
+				.len = (uint32_t)p->extent_size};
+			bp[nb] = &bio[nb];
+			which[nb++] = i;
+		}
+		if (nb == SLOT_BATCH || (e == NULL && nb > 0)) {
+			(void)vems__bio_run(p, bp, nb, false);
+			for (size_t k = 0; k < nb; k++) {
+				const struct vems_entry *x =
+					&p->entries[which[k]];
+				char what[96];
+				if (bio[k].res) {
+					snprintf(what, sizeof(what),
+						 "cannot be read: %s",
+						 strerror(-bio[k].res));
+					slot_problem(c, p, v, cnt, x, what);
+					continue;
+				}
+				uint32_t got = vems__crc32c(bio[k].buf,
+							    p->extent_size);
+				if (got != x->crc) {
+					snprintf(what, sizeof(what),
+						 "fails its checksum "
+						 "(expected %08x, read %08x)",
+						 x->crc, got);
+					slot_problem(c, p, v, cnt, x, what);
+				}
+			}
+			nb = 0;
+		}
+	}
+	free(bufs);
+	return 0;
 }
 
 int
@@ -216,6 +298,9 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			problem(&c, "slot %u is free and in use", s);
 	}
 	for (uint32_t s = 0; s < p->nslots; s++)
+		if (!sused[s] && p->slot_flags[s]) /* in flight, or pinned */
+			sused[s] = 1;
+	for (uint32_t s = 0; s < p->nslots; s++)
 		if (!sused[s])
 			problem(&c, "slot %u is neither free nor used", s);
 	if (p->free_entries.n + mapped != p->nentries)
@@ -237,6 +322,8 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		}
 
 	pthread_mutex_unlock(&p->alloc_lock);
+	/* the block copies, with every object still held */
+	c.problems += check_slots(p, v, cnt, &c);
 	for (size_t i = cnt; i-- > 0;)
 		pthread_rwlock_unlock(&v[i]->lock);
 	c.problems += vems__block_check(p, report, arg);

@@ -305,7 +305,7 @@ pool_free(struct vems_pool *p)
 	vems__fl_fini(&p->free_entries);
 	vems__fl_fini(&p->free_slots);
 	free(p->slot_pins);
-	free(p->slot_free_pending);
+	free(p->slot_flags);
 	vems__pol_fini(p);
 	if (p->be)
 		p->be->ops->close(p->be);
@@ -429,8 +429,8 @@ rebuild(struct vems_pool *p)
 	    (ret = vems__fl_init(&p->free_slots, p->nslots)))
 		return vems__fail(ret, "out of memory");
 	p->slot_pins = calloc(p->nslots + 1, sizeof(*p->slot_pins));
-	p->slot_free_pending = calloc(p->nslots + 1, 1);
-	if (p->slot_pins == NULL || p->slot_free_pending == NULL)
+	p->slot_flags = calloc(p->nslots + 1, 1);
+	if (p->slot_pins == NULL || p->slot_flags == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
 	if ((ret = vems__pol_init(p)))
 		return ret;

@@ -63,10 +63,19 @@ void
 vems__slot_free(struct vems_pool *p, uint32_t slot)
 {
 	pthread_mutex_lock(&p->alloc_lock);
+	p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_SPILLING;
 	if (p->slot_pins[slot] > 0)
-		p->slot_free_pending[slot] = 1;
+		p->slot_flags[slot] |= VEMS_SLOT_FREE_PENDING;
 	else
 		vems__fl_push(&p->free_slots, slot);
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__slot_committed(struct vems_pool *p, uint32_t slot)
+{
+	pthread_mutex_lock(&p->alloc_lock);
+	p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_SPILLING;
 	pthread_mutex_unlock(&p->alloc_lock);
 }
 
@@ -82,8 +91,9 @@ void
 vems__slot_unpin(struct vems_pool *p, uint32_t slot)
 {
 	pthread_mutex_lock(&p->alloc_lock);
-	if (--p->slot_pins[slot] == 0 && p->slot_free_pending[slot]) {
-		p->slot_free_pending[slot] = 0;
+	if (--p->slot_pins[slot] == 0 &&
+	    (p->slot_flags[slot] & VEMS_SLOT_FREE_PENDING)) {
+		p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_FREE_PENDING;
 		vems__fl_push(&p->free_slots, slot);
 	}
 	pthread_mutex_unlock(&p->alloc_lock);
@@ -94,6 +104,8 @@ slot_alloc(struct vems_pool *p, uint32_t *slot)
 {
 	pthread_mutex_lock(&p->alloc_lock);
 	bool ok = vems__fl_pop(&p->free_slots, slot);
+	if (ok)
+		p->slot_flags[*slot] |= VEMS_SLOT_SPILLING;
 	pthread_mutex_unlock(&p->alloc_lock);
 	return ok;
 }
@@ -368,6 +380,8 @@ commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 		unlock_obj(n, held);
 		return ret;
 	}
+	if (v->state == VEMS_ES_PMEM)
+		vems__slot_committed(p, v->slot);
 	n->nstate[v->state]--;
 	n->nstate[VEMS_ES_BLOCK]++;
 	atomic_fetch_sub(&p->st.nstate[v->state], 1);

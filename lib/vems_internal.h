@@ -202,9 +202,10 @@ struct vems_pool {
 	pthread_mutex_t alloc_lock;
 	struct vems_freelist free_frames, free_entries, free_slots;
 	/* async reads in flight per slot; a slot freed meanwhile is put on
-	 * the free list by the last reader (alloc_lock) */
+	 * the free list by the last reader. Flags say why a slot that is
+	 * neither free nor mapped is so (alloc_lock). */
 	uint16_t *slot_pins;
-	uint8_t *slot_free_pending;
+	uint8_t *slot_flags;
 
 	/* the capacity tier */
 	struct vems_backend *be;
@@ -339,6 +340,10 @@ void vems__frame_free(struct vems_pool *p, uint32_t frame);
 void vems__slot_free(struct vems_pool *p, uint32_t slot);
 void vems__slot_pin(struct vems_pool *p, uint32_t slot);
 void vems__slot_unpin(struct vems_pool *p, uint32_t slot);
+#define VEMS_SLOT_FREE_PENDING 1 /* freed while pinned */
+#define VEMS_SLOT_SPILLING 2	 /* taken by a spill not yet committed */
+/* A spill's slot is now named by its entry. */
+void vems__slot_committed(struct vems_pool *p, uint32_t slot);
 /* Byte offset of a slot in the block file. */
 static inline uint64_t
 vems__slot_off(const struct vems_pool *p, uint32_t slot)
