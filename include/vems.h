@@ -258,7 +258,9 @@ VEMS_API int vems_pool_stats(struct vems_pool *pool,
 /*
  * Verifies every invariant of the pool's metadata that can be checked on an
  * open pool (object table, namespace, extent mapping, frame and slot use,
- * block file header). Calls report(msg, arg) once per problem found, if
+ * block file header), and reads every block slot the mapping names to
+ * verify its checksum (a clean extent's pmem copy must match it too), so it
+ * costs a read of the block tier's used part. Calls report(msg, arg) once per problem found, if
  * report is not NULL. Returns the number of problems (0: consistent) or a
  * negative error if the check itself could not run.
  */
@@ -363,6 +365,87 @@ VEMS_API int vems_obj_stat_oid(struct vems_pool *pool, struct vems_oid oid,
  */
 typedef int (*vems_oid_fn)(const struct vems_oid *oid, void *arg);
 VEMS_API int vems_obj_list(struct vems_pool *pool, vems_oid_fn fn, void *arg);
+
+/* --- asynchronous I/O ---------------------------------------------- */
+
+/*
+ * Adaptive sync/async I/O: many reads and writes submitted at once. A
+ * request that pmem can serve (a read of resident data or holes, a write
+ * that needs no block-file I/O) is done inside vems_aio_submit and its
+ * completion is ready at once; a request that needs the block file (a read
+ * of spilled data, a write that must fetch an extent or spill to make
+ * room) completes later. Reap completions with vems_aio_poll (never
+ * blocks) or vems_aio_wait; an event loop can watch vems_aio_eventfd.
+ *
+ * A context is used by one thread at a time (use one per thread). A read
+ * returns the object's bytes as of its submission: spilled data it reads
+ * is kept from reuse until it completes. Requests of one context are not
+ * ordered against each other; a write completes (result set) only when it
+ * is durable, like vems_obj_pwrite. The object handle and the buffer must
+ * stay valid until the request is reaped.
+ */
+struct vems_aio_ctx;
+
+#define VEMS_AIO_READ 0
+#define VEMS_AIO_WRITE 1
+
+struct vems_aio {
+	struct vems_obj *obj;
+	int op;		/* VEMS_AIO_READ or VEMS_AIO_WRITE */
+	unsigned flags; /* writes: VEMS_W_NODRAIN */
+	void *buf;
+	size_t len;
+	uint64_t off;
+	void *user_data; /* the caller's, untouched */
+	ssize_t result;	 /* at completion: bytes done, or -errno */
+	void *internal;	 /* the library's */
+};
+
+/*
+ * Creates a context that holds at most `depth` requests submitted and not
+ * yet reaped (1 to 4096; 0 picks 64). Errors: -EINVAL, -ENOMEM, or the
+ * io_uring setup's error.
+ */
+VEMS_API int vems_aio_ctx_new(struct vems_pool *pool, unsigned depth,
+			      struct vems_aio_ctx **ctx);
+
+/*
+ * Waits for every request in flight, then frees the context. Requests
+ * completed and not reaped are dropped. Accepts NULL and *ctx == NULL.
+ */
+VEMS_API void vems_aio_ctx_delete(struct vems_aio_ctx **ctx);
+
+/*
+ * Starts reqs[0..n). Returns how many were taken (from the front; fewer
+ * than n when the context is full), or -EAGAIN if none could be, or
+ * -EINVAL (NULL context or request). A request with bad arguments is taken
+ * and completes with a negative result, like any other error.
+ */
+VEMS_API int vems_aio_submit(struct vems_aio_ctx *ctx,
+			     struct vems_aio *const reqs[], size_t n);
+
+/*
+ * Stores up to max completed requests in done[] without blocking. Returns
+ * how many (0 if none), or a negative error.
+ */
+VEMS_API int vems_aio_poll(struct vems_aio_ctx *ctx, struct vems_aio *done[],
+			   size_t max);
+
+/*
+ * Like vems_aio_poll, but waits until at least min (<= max) are done or
+ * timeout_ms passes (-1: no limit). Returns how many, possibly fewer than
+ * min on timeout. Errors: -EINVAL (min > max, or min larger than what is
+ * in flight).
+ */
+VEMS_API int vems_aio_wait(struct vems_aio_ctx *ctx, struct vems_aio *done[],
+			   size_t min, size_t max, int timeout_ms);
+
+/*
+ * A file descriptor (an eventfd) that becomes readable when completions
+ * may be waiting; then call vems_aio_poll until it returns 0. Owned by the
+ * context.
+ */
+VEMS_API int vems_aio_eventfd(struct vems_aio_ctx *ctx);
 
 /* --- names ---------------------------------------------------------- */
 

@@ -57,13 +57,6 @@ struct miss {
 	struct vems_bio bio;
 };
 
-/* A BLOCK extent read twice while recent: brought back after the read. */
-struct promo {
-	uint32_t ext, entry, slot;
-	uint8_t *src; /* verified bytes of the whole extent */
-	bool own;     /* src is a bounce buffer to free */
-};
-
 static int
 fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 	     size_t cnt)
@@ -99,8 +92,8 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 	return ret;
 }
 
-static void *
-bounce_alloc(const struct vems_pool *p)
+void *
+vems__bounce_alloc(const struct vems_pool *p)
 {
 	void *b = NULL;
 	size_t a = p->be->align > 64 ? p->be->align : 64;
@@ -114,9 +107,9 @@ bounce_alloc(const struct vems_pool *p)
  * (BOTH) extents. Best effort: without a free frame, or if the extent
  * changed since it was read, it stays where it is.
  */
-static void
-promote(struct vems_pool *p, struct vems_objnode *n, struct promo *v,
-	size_t cnt)
+void
+vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
+	      size_t cnt)
 {
 	uint32_t frames[MISS_BATCH];
 	size_t done[MISS_BATCH], nd = 0;
@@ -191,7 +184,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	uint8_t *out = buf;
 	size_t done = 0;
 	struct miss m[MISS_BATCH];
-	struct promo pr[MISS_BATCH];
+	struct vems_promo pr[MISS_BATCH];
 	size_t nm = 0, np = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
@@ -230,7 +223,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 					   .chunk = chunk};
 			x->bounce = !(chunk == es &&
 				      ((uintptr_t)x->dst % p->be->align) == 0);
-			x->buf = x->bounce ? bounce_alloc(p) : x->dst;
+			x->buf = x->bounce ? vems__bounce_alloc(p) : x->dst;
 			if (x->buf == NULL) {
 				ret = vems__fail(-ENOMEM, "out of memory");
 				break;
@@ -247,7 +240,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 			ret = fetch_misses(p, n, m, nm);
 			for (size_t i = 0; i < nm; i++) {
 				if (ret == 0 && m[i].promote) {
-					pr[np++] = (struct promo){
+					pr[np++] = (struct vems_promo){
 						m[i].ext, m[i].entry, m[i].slot,
 						m[i].buf, m[i].bounce};
 					continue;
@@ -268,7 +261,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 out:
 	pthread_rwlock_unlock(&n->lock);
 	if (np > 0) {
-		promote(p, n, pr, np);
+		vems__promote(p, n, pr, np);
 		for (size_t i = 0; i < np; i++)
 			if (pr[i].own)
 				free(pr[i].src);
@@ -453,7 +446,8 @@ release_new(struct vems_pool *p, struct vems_objnode *n, const struct wext *w,
  */
 static int
 write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
-	    size_t len, uint64_t off, uint64_t new_size, bool drain)
+	    size_t len, uint64_t off, uint64_t new_size, bool drain,
+	    bool nowait)
 {
 	uint64_t es = p->extent_size, end = off + len;
 	uint32_t pf = (uint32_t)(off >> p->extent_shift);
@@ -469,8 +463,18 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		if (ei == UINT32_MAX || p->entries[ei].state == VEMS_ES_BLOCK)
 			need++;
 	}
-	if ((ret = vems__frames_reserve(p, need, frames, n, pf, pl)))
+	if (nowait) {
+		/* the async API's pmem-only attempt: no spill, no I/O */
+		pthread_mutex_lock(&p->alloc_lock);
+		bool ok = p->free_frames.n >= need;
+		for (uint32_t i = 0; ok && i < need; i++)
+			(void)vems__fl_pop(&p->free_frames, &frames[i]);
+		pthread_mutex_unlock(&p->alloc_lock);
+		if (!ok)
+			return -EAGAIN;
+	} else if ((ret = vems__frames_reserve(p, need, frames, n, pf, pl))) {
 		return ret;
+	}
 
 	for (uint32_t ext = pf; ext <= pl && ret == 0; ext++) {
 		uint32_t ei = vems__xidx_get(&n->idx, ext);
@@ -632,9 +636,36 @@ fail:
 	return ret;
 }
 
+/*
+ * True if a write of [off, end) can be served by pmem alone: no extent in
+ * it (or the one holding the old end, which gets zeroed) is only in the
+ * block file, and it fits one piece. Object held exclusively.
+ */
+static bool
+pmem_only(struct vems_pool *p, struct vems_objnode *n, uint64_t off,
+	  uint64_t end, uint64_t old)
+{
+	uint32_t pf = (uint32_t)(off >> p->extent_shift);
+	uint32_t pl = (uint32_t)((end - 1) >> p->extent_shift);
+	if (pl - pf + 1 > PIECE_MAX || pl - pf + 1 > p->nframes / 2)
+		return false;
+	for (uint64_t ext = pf; ext <= pl; ext++) {
+		uint32_t ei = vems__xidx_get(&n->idx, (uint32_t)ext);
+		if (ei != UINT32_MAX && p->entries[ei].state == VEMS_ES_BLOCK)
+			return false;
+	}
+	if (end > old && off > old) {
+		uint32_t ei = vems__xidx_get(
+			&n->idx, (uint32_t)(old >> p->extent_shift));
+		if (ei != UINT32_MAX && p->entries[ei].state == VEMS_ES_BLOCK)
+			return false;
+	}
+	return true;
+}
+
 static int
 write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
-	     bool drain)
+	     bool drain, bool nowait)
 {
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
@@ -642,6 +673,8 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 	uint64_t new_size = end > old ? end : old;
 	int ret;
 
+	if (nowait && !pmem_only(p, n, off, end, old))
+		return -EAGAIN;
 	/*
 	 * Growing: old garbage past the end, before this write, becomes 0.
 	 * Done first, so it only meets extents mapped before this call; if
@@ -661,7 +694,8 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 			stop = end;
 		ret = write_piece(p, n, src + (pos - off), (size_t)(stop - pos),
 				  pos, new_size,
-				  drain || (stop == end && new_size != old));
+				  drain || (stop == end && new_size != old),
+				  nowait);
 		if (ret)
 			return ret;
 		pos = stop;
@@ -673,9 +707,9 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 	return ret;
 }
 
-ssize_t
-vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
-		unsigned flags)
+static ssize_t
+pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
+	      unsigned flags, bool nowait)
 {
 	if (obj == NULL || (buf == NULL && len > 0))
 		return vems__fail(-EINVAL, "vems_obj_pwrite: obj or buf NULL");
@@ -693,7 +727,7 @@ vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 		!((flags & VEMS_W_NODRAIN) || (obj->flags & VEMS_O_NODRAIN));
 	struct vems_objnode *n = obj->node;
 	pthread_rwlock_wrlock(&n->lock);
-	ret = write_locked(obj, buf, len, off, drain);
+	ret = write_locked(obj, buf, len, off, drain, nowait);
 	if (ret == 0 && !drain)
 		n->nodrain_pending = true;
 	pthread_rwlock_unlock(&n->lock);
@@ -702,6 +736,20 @@ vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	VEMS_STAT_ADD(obj->pool, writes, 1);
 	VEMS_STAT_ADD(obj->pool, bytes_written, len);
 	return (ssize_t)len;
+}
+
+ssize_t
+vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
+		unsigned flags)
+{
+	return pwrite_common(obj, buf, len, off, flags, false);
+}
+
+ssize_t
+vems__pwrite_nowait(struct vems_obj *obj, const void *buf, size_t len,
+		    uint64_t off, unsigned flags)
+{
+	return pwrite_common(obj, buf, len, off, flags, true);
 }
 
 int

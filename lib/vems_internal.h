@@ -369,6 +369,22 @@ struct vems_objnode *vems__obj_by_serial(struct vems_pool *p, uint64_t serial);
 
 /* --- io.c ------------------------------------------------------------ */
 
+/* A BLOCK extent read twice while recent: brought back after the read. */
+struct vems_promo {
+	uint32_t ext, entry, slot;
+	uint8_t *src; /* verified bytes of the whole extent */
+	bool own;     /* src is a bounce buffer to free */
+};
+/* Brings verified copies back into free frames as clean extents (best
+ * effort); takes n's lock exclusively. */
+void vems__promote(struct vems_pool *p, struct vems_objnode *n,
+		   struct vems_promo *v, size_t cnt);
+/* An extent-sized buffer aligned for the backend. */
+void *vems__bounce_alloc(const struct vems_pool *p);
+/* vems_obj_pwrite, or -EAGAIN (nothing changed) if it needs block I/O. */
+ssize_t vems__pwrite_nowait(struct vems_obj *obj, const void *buf, size_t len,
+			    uint64_t off, unsigned flags);
+
 static inline uint8_t *
 vems__frame_addr(const struct vems_pool *p, uint32_t frame)
 {

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * aio.c -- adaptive sync/async I/O: submit many, reap completions
+ *
+ * The VEMS rule, per request: what pmem can serve is done inside submit
+ * (a copy, or a copy + persist), so its completion is ready at once; only
+ * what needs the block file is asynchronous.
+ *
+ *   reads:  under the object's shared lock, resident extents and holes are
+ *           copied at once; each BLOCK extent becomes one io_uring read of
+ *           the whole slot (its CRC covers it), the slot pinned so that it
+ *           is not reused before the read completes. Checked, copied out
+ *           and unpinned when reaped.
+ *   writes: tried without block I/O (vems__pwrite_nowait); one that would
+ *           need a fetch or a spill goes to the context's worker thread,
+ *           which runs the blocking write and posts the completion.
+ *
+ * The context's io_uring signals its eventfd on every completion; so do
+ * immediate and worker completions.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "vems_internal.h"
+
+#define QDEPTH 64 /* block reads in flight per context */
+#define DEPTH_DEFAULT 64u
+#define DEPTH_MAX 4096u
+
+struct sub {
+	struct vems_bio bio; /* bio.priv -> this */
+	struct areq *r;
+	uint32_t ext, entry, slot, crc;
+	uint8_t *dst;
+	size_t in, chunk;
+	uint8_t *buf;
+	bool bounce, promote;
+};
+
+struct areq {
+	struct vems_aio *u;
+	unsigned pending; /* subs not yet completed */
+	int err;
+	size_t len; /* bytes a read returns */
+	struct sub *subs;
+	struct areq *next; /* worker queue */
+};
+
+struct vems_aio_ctx {
+	struct vems_pool *p;
+	struct vems_bq *q;
+	int efd;
+	unsigned depth;
+	unsigned outstanding;	/* taken by submit, not yet reaped */
+	unsigned bios_inflight; /* submitting thread only */
+
+	pthread_mutex_t lock; /* done ring, worker queue */
+	pthread_cond_t wcond;
+	struct vems_aio **done;
+	size_t dhead, dcount;
+	struct areq *wq_head, *wq_tail;
+	pthread_t worker;
+	bool worker_running, stop;
+};
+
+static void
+signal_efd(struct vems_aio_ctx *c)
+{
+	uint64_t one = 1;
+	/* cannot fail short of a counter overflow; the poll finds it anyway */
+	(void)!write(c->efd, &one, sizeof(one));
+}
+
+/* A request is done: its result is set and it joins the done ring. */
+static void
+finish(struct vems_aio_ctx *c, struct areq *r, ssize_t result)
+{
+	struct vems_aio *u = r->u;
+	u->result = result;
+	u->internal = NULL;
+	free(r->subs);
+	free(r);
+	pthread_mutex_lock(&c->lock);
+	c->done[(c->dhead + c->dcount++) % c->depth] = u;
+	pthread_mutex_unlock(&c->lock);
+	signal_efd(c);
+}
+
+/* --- reads ------------------------------------------------------------ */
+
+/* One block read came back: check, copy out, maybe promote, unpin. */
+static void
+sub_done(struct vems_aio_ctx *c, struct sub *s)
+{
+	struct vems_pool *p = c->p;
+	struct areq *r = s->r;
+	struct vems_objnode *n = r->u->obj->node;
+	int err = s->bio.res;
+	if (err) {
+		VEMS_STAT_ADD(p, block_errors, 1);
+		vems__fail(err,
+			   "reading object %" PRIu64 ".%" PRIu64
+			   " offset %" PRIu64 " (block slot %u): %s",
+			   n->oid.partition, n->oid.id,
+			   (uint64_t)s->ext << p->extent_shift, s->slot,
+			   strerror(-err));
+	} else {
+		uint32_t got = vems__crc32c(s->buf, p->extent_size);
+		if (got != s->crc)
+			err = vems__crc_fail(p, n, s->ext, s->slot, s->crc,
+					     got);
+		else if (s->bounce)
+			memcpy(s->dst, s->buf + s->in, s->chunk);
+	}
+	if (err == 0 && s->promote) {
+		struct vems_promo pr = {s->ext, s->entry, s->slot, s->buf,
+					false};
+		vems__promote(p, n, &pr, 1);
+	}
+	vems__slot_unpin(p, s->slot);
+	if (s->bounce)
+		free(s->buf);
+	if (err && r->err == 0)
+		r->err = err;
+	if (--r->pending == 0)
+		finish(c, r, r->err ? r->err : (ssize_t)r->len);
+}
+
+/* Handles block completions; waits for one if `wait`. */
+static int
+reap_bios(struct vems_aio_ctx *c, bool wait)
+{
+	struct vems_bio *out[QDEPTH];
+	int got = c->p->be->ops->reap(c->q, out, QDEPTH, wait);
+	if (got < 0)
+		return got;
+	for (int i = 0; i < got; i++) {
+		c->bios_inflight--;
+		sub_done(c, out[i]->priv);
+	}
+	return got;
+}
+
+static void
+submit_read(struct vems_aio_ctx *c, struct areq *r)
+{
+	struct vems_pool *p = c->p;
+	struct vems_aio *u = r->u;
+	struct vems_objnode *n = u->obj->node;
+	uint64_t es = p->extent_size;
+	uint8_t *out = u->buf;
+	size_t nsub = 0, done = 0;
+	int err = 0;
+
+	pthread_rwlock_rdlock(&n->lock);
+	uint64_t size = n->rec->size;
+	size_t len = u->off >= size	 ? 0
+		: u->len > size - u->off ? (size_t)(size - u->off)
+					 : u->len;
+	r->len = len;
+	size_t maxsub = len ? (len + es - 1) / es + 1 : 0;
+	if (maxsub && (r->subs = calloc(maxsub, sizeof(*r->subs))) == NULL)
+		err = vems__fail(-ENOMEM, "out of memory");
+	uint64_t hits = 0, holes = 0;
+	while (err == 0 && done < len) {
+		uint64_t pos = u->off + done;
+		uint32_t ext = (uint32_t)(pos >> p->extent_shift);
+		uint64_t in = pos & (es - 1);
+		size_t chunk = (size_t)(es - in);
+		if (chunk > len - done)
+			chunk = len - done;
+		uint32_t ei = vems__xidx_get(&n->idx, ext);
+		if (ei == UINT32_MAX) {
+			memset(out + done, 0, chunk);
+			holes++;
+		} else if (p->entries[ei].state != VEMS_ES_BLOCK) {
+			const struct vems_entry *e = &p->entries[ei];
+			memcpy(out + done, vems__frame_addr(p, e->frame) + in,
+			       chunk);
+			vems__pol_touch(p, e->frame);
+			hits++;
+		} else {
+			const struct vems_entry *e = &p->entries[ei];
+			struct sub *s = &r->subs[nsub];
+			*s = (struct sub){.r = r,
+					  .ext = ext,
+					  .entry = ei,
+					  .slot = e->slot,
+					  .crc = e->crc,
+					  .dst = out + done,
+					  .in = (size_t)in,
+					  .chunk = chunk};
+			s->bounce = !(chunk == es &&
+				      (uintptr_t)s->dst % p->be->align == 0);
+			s->buf = s->bounce ? vems__bounce_alloc(p) : s->dst;
+			if (s->buf == NULL) {
+				err = vems__fail(-ENOMEM, "out of memory");
+				break;
+			}
+			s->promote = vems__ghost_take(p, n->serial, ext);
+			if (!s->promote)
+				vems__ghost_add(p, n->serial, ext);
+			s->bio = (struct vems_bio){
+				.buf = s->buf,
+				.off = vems__slot_off(p, s->slot),
+				.len = (uint32_t)es,
+				.priv = s};
+			/* the slot outlives a rewrite until this read ends */
+			vems__slot_pin(p, s->slot);
+			nsub++;
+		}
+		done += chunk;
+	}
+	pthread_rwlock_unlock(&n->lock);
+	VEMS_STAT_ADD(p, pmem_hits, hits);
+	VEMS_STAT_ADD(p, hole_reads, holes);
+	VEMS_STAT_ADD(p, reads, 1);
+	if (err == 0) {
+		VEMS_STAT_ADD(p, bytes_read, len);
+		VEMS_STAT_ADD(p, block_hits, nsub);
+	}
+
+	/* one extra count keeps r alive until every sub is started */
+	r->pending = (unsigned)nsub + 1;
+	r->err = err;
+	for (size_t i = 0; i < nsub;) {
+		if (err) {
+			/* not started: undo as if it had failed */
+			vems__slot_unpin(p, r->subs[i].slot);
+			if (r->subs[i].bounce)
+				free(r->subs[i].buf);
+			r->pending--;
+			i++;
+			continue;
+		}
+		while (c->bios_inflight >= QDEPTH)
+			if ((err = reap_bios(c, true)) < 0)
+				break;
+			else
+				err = 0;
+		if (err)
+			continue;
+		size_t room = QDEPTH - c->bios_inflight, k = nsub - i;
+		k = k < room ? k : room;
+		struct vems_bio *bv[QDEPTH];
+		for (size_t j = 0; j < k; j++)
+			bv[j] = &r->subs[i + j].bio;
+		if ((err = p->be->ops->submit(c->q, bv, k)) != 0)
+			continue;
+		c->bios_inflight += (unsigned)k;
+		i += k;
+	}
+	if (err && r->err == 0)
+		r->err = err;
+	if (--r->pending == 0)
+		finish(c, r, r->err ? r->err : (ssize_t)r->len);
+}
+
+/* --- writes ----------------------------------------------------------- */
+
+static void *
+worker_main(void *arg)
+{
+	struct vems_aio_ctx *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (c->wq_head == NULL && !c->stop)
+			pthread_cond_wait(&c->wcond, &c->lock);
+		if (c->wq_head == NULL)
+			break;
+		struct areq *r = c->wq_head;
+		c->wq_head = r->next;
+		if (c->wq_head == NULL)
+			c->wq_tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+		struct vems_aio *u = r->u;
+		ssize_t res = vems_obj_pwrite(u->obj, u->buf, u->len, u->off,
+					      u->flags);
+		finish(c, r, res);
+		pthread_mutex_lock(&c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void
+submit_write(struct vems_aio_ctx *c, struct areq *r)
+{
+	struct vems_aio *u = r->u;
+	ssize_t res =
+		vems__pwrite_nowait(u->obj, u->buf, u->len, u->off, u->flags);
+	if (res != -EAGAIN) {
+		finish(c, r, res); /* served by pmem (or a plain error) */
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (!c->worker_running) {
+		int e = pthread_create(&c->worker, NULL, worker_main, c);
+		if (e) {
+			pthread_mutex_unlock(&c->lock);
+			finish(c, r,
+			       vems__fail(-e, "cannot start the aio worker: %s",
+					  strerror(e)));
+			return;
+		}
+		c->worker_running = true;
+	}
+	r->next = NULL;
+	if (c->wq_tail)
+		c->wq_tail->next = r;
+	else
+		c->wq_head = r;
+	c->wq_tail = r;
+	pthread_cond_signal(&c->wcond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* --- the context ------------------------------------------------------ */
+
+int
+vems_aio_ctx_new(struct vems_pool *p, unsigned depth, struct vems_aio_ctx **cp)
+{
+	if (p == NULL || cp == NULL)
+		return vems__fail(-EINVAL,
+				  "vems_aio_ctx_new: pool or ctx "
+				  "is NULL");
+	if (depth == 0)
+		depth = DEPTH_DEFAULT;
+	if (depth > DEPTH_MAX)
+		return vems__fail(-EINVAL, "aio depth %u: at most %u", depth,
+				  DEPTH_MAX);
+	struct vems_aio_ctx *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+	c->p = p;
+	c->depth = depth;
+	c->efd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wcond, NULL);
+	int ret = 0;
+	c->done = calloc(depth, sizeof(*c->done));
+	if (c->done == NULL) {
+		ret = vems__fail(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (c->efd < 0) {
+		ret = vems__fail(-errno, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if ((ret = p->be->ops->queue_get(p->be, QDEPTH, &c->q)))
+		goto fail;
+	if ((ret = p->be->ops->set_eventfd(c->q, c->efd))) {
+		p->be->ops->queue_put(p->be, c->q);
+		c->q = NULL;
+		goto fail;
+	}
+	*cp = c;
+	return 0;
+fail:
+	if (c->efd >= 0)
+		close(c->efd);
+	free(c->done);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->wcond);
+	free(c);
+	return ret;
+}
+
+/* Takes up to max from the done ring. */
+static size_t
+take_done(struct vems_aio_ctx *c, struct vems_aio **out, size_t max)
+{
+	pthread_mutex_lock(&c->lock);
+	size_t k = c->dcount < max ? c->dcount : max;
+	for (size_t i = 0; i < k; i++) {
+		out[i] = c->done[c->dhead];
+		c->dhead = (c->dhead + 1) % c->depth;
+	}
+	c->dcount -= k;
+	pthread_mutex_unlock(&c->lock);
+	c->outstanding -= (unsigned)k;
+	return k;
+}
+
+static int
+collect(struct vems_aio_ctx *c, struct vems_aio **out, size_t max)
+{
+	uint64_t cnt;
+	/* reset first: an event after this read is seen by the next poll */
+	(void)!read(c->efd, &cnt, sizeof(cnt));
+	while (c->bios_inflight > 0) {
+		int r = reap_bios(c, false);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+	}
+	return (int)take_done(c, out, max);
+}
+
+int
+vems_aio_poll(struct vems_aio_ctx *c, struct vems_aio *done[], size_t max)
+{
+	if (c == NULL || (done == NULL && max > 0))
+		return vems__fail(-EINVAL, "vems_aio_poll: ctx or done NULL");
+	return collect(c, done, max);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+vems_aio_wait(struct vems_aio_ctx *c, struct vems_aio *done[], size_t min,
+	      size_t max, int timeout_ms)
+{
+	if (c == NULL || (done == NULL && max > 0))
+		return vems__fail(-EINVAL, "vems_aio_wait: ctx or done NULL");
+	if (min > max || min > c->outstanding)
+		return vems__fail(-EINVAL,
+				  "vems_aio_wait: min %zu exceeds max %zu or "
+				  "the %u requests in flight",
+				  min, max, c->outstanding);
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	size_t got = 0;
+	for (;;) {
+		int r = collect(c, done + got, max - got);
+		if (r < 0)
+			return got ? (int)got : r;
+		got += (size_t)r;
+		if (got >= min || got == max)
+			return (int)got;
+		int wait_ms = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0)
+				return (int)got;
+			wait_ms = left > 1000000 ? 1000000 : (int)left;
+		}
+		struct pollfd pfd = {.fd = c->efd, .events = POLLIN};
+		if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR)
+			return got ? (int)got
+				   : vems__fail(-errno, "poll: %s",
+						strerror(errno));
+	}
+}
+
+int
+vems_aio_eventfd(struct vems_aio_ctx *c)
+{
+	if (c == NULL)
+		return vems__fail(-EINVAL, "vems_aio_eventfd: ctx is NULL");
+	return c->efd;
+}
+
+int
+vems_aio_submit(struct vems_aio_ctx *c, struct vems_aio *const reqs[], size_t n)
+{
+	if (c == NULL || (reqs == NULL && n > 0))
+		return vems__fail(-EINVAL, "vems_aio_submit: ctx or reqs NULL");
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i] == NULL)
+			return vems__fail(-EINVAL,
+					  "vems_aio_submit: request %zu is "
+					  "NULL",
+					  i);
+	size_t room = c->depth - c->outstanding;
+	size_t k = n < room ? n : room;
+	if (k == 0 && n > 0)
+		return vems__fail(-EAGAIN,
+				  "aio context full (%u requests not reaped)",
+				  c->depth);
+	for (size_t i = 0; i < k; i++) {
+		struct vems_aio *u = reqs[i];
+		struct areq *r = calloc(1, sizeof(*r));
+		c->outstanding++;
+		if (r == NULL) {
+			/* no room to track it: complete it as failed */
+			u->result = vems__fail(-ENOMEM, "out of memory");
+			u->internal = NULL;
+			pthread_mutex_lock(&c->lock);
+			c->done[(c->dhead + c->dcount++) % c->depth] = u;
+			pthread_mutex_unlock(&c->lock);
+			signal_efd(c);
+			continue;
+		}
+		r->u = u;
+		u->internal = r;
+		if (u->obj == NULL || (u->buf == NULL && u->len > 0) ||
+		    (u->op != VEMS_AIO_READ && u->op != VEMS_AIO_WRITE)) {
+			finish(c, r,
+			       vems__fail(-EINVAL,
+					  "aio request %zu: no "
+					  "object, no buffer or bad op",
+					  i));
+		} else if (u->op == VEMS_AIO_READ) {
+			if (u->off > VEMS_OBJ_MAX_SIZE)
+				finish(c, r,
+				       vems__fail(-EINVAL,
+						  "offset %" PRIu64 " past "
+						  "the maximum object size",
+						  u->off));
+			else
+				submit_read(c, r);
+		} else {
+			submit_write(c, r);
+		}
+	}
+	return (int)k;
+}
+
+void
+vems_aio_ctx_delete(struct vems_aio_ctx **cp)
+{
+	if (cp == NULL || *cp == NULL)
+		return;
+	struct vems_aio_ctx *c = *cp;
+	struct vems_aio *sink[64];
+	while (c->outstanding > 0) {
+		size_t want = c->outstanding < 64 ? c->outstanding : 64;
+		if (vems_aio_wait(c, sink, 1, want, -1) < 0)
+			break;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->wcond);
+	pthread_mutex_unlock(&c->lock);
+	if (c->worker_running)
+		pthread_join(c->worker, NULL);
+	c->p->be->ops->queue_put(c->p->be, c->q);
+	close(c->efd);
+	free(c->done);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->wcond);
+	free(c);
+	*cp = NULL;
+}
