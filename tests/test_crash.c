@@ -12,9 +12,14 @@
  *  - the size is the logged size, or (if an op was in flight) between the
  *    old and the new one.
  * The parent then adopts what it read as the new truth, and goes again.
+ *
+ * test_sigkill_spilling does the same over three times more data than pmem
+ * holds, with reads mixed in: kills land in spills (background and
+ * synchronous), fetches of spilled extents and promotions.
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +32,14 @@
 
 #define MIB (UINT64_C(1) << 20)
 #define NOBJ 3
-#define SPAN (3 * MIB) /* per object address range */
+#define SPAN_MAX (16 * MIB)
+
+/* per object address range, and one truncate in how many ops */
+static uint64_t SPAN = 3 * MIB;
+static unsigned trunc_every = 40;
 #define MAXOPS 100000
 
-enum { OP_WRITE = 1, OP_TRUNC = 2 };
+enum { OP_WRITE = 1, OP_TRUNC = 2, OP_READ = 3 };
 
 struct op {
 	int obj, kind;
@@ -66,7 +75,10 @@ child(const char *pmem, struct vems_oid *oids, struct shared *sh, uint64_t seed)
 	for (uint64_t k = 0; k < MAXOPS; k++) {
 		struct op *op = &sh->ops[k];
 		op->obj = (int)(tu_rand(&rng) % NOBJ);
-		op->kind = tu_rand(&rng) % 40 == 0 ? OP_TRUNC : OP_WRITE;
+		uint64_t dice = tu_rand(&rng);
+		op->kind = dice % trunc_every == 0 ? OP_TRUNC
+			: dice % 4 == 1		   ? OP_READ
+						   : OP_WRITE;
 		op->off = tu_rand(&rng) % SPAN;
 		op->len = 1 + tu_rand(&rng) % (k % 7 == 0 ? sizeof(buf) : 9000);
 		if (op->off + op->len > SPAN)
@@ -77,6 +89,10 @@ child(const char *pmem, struct vems_oid *oids, struct shared *sh, uint64_t seed)
 		int r;
 		if (op->kind == OP_TRUNC) {
 			r = vems_obj_truncate(o[op->obj], op->off);
+		} else if (op->kind == OP_READ) {
+			/* reads change nothing, but bring extents back */
+			r = vems_obj_pread(o[op->obj], buf, op->len, op->off) <
+				0;
 		} else {
 			tu_fill(buf, op->len, op->seed, op->off);
 			r = (int)vems_obj_pwrite(o[op->obj], buf, op->len,
@@ -93,6 +109,8 @@ child(const char *pmem, struct vems_oid *oids, struct shared *sh, uint64_t seed)
 static void
 apply(uint8_t *shadow, uint64_t *size, const struct op *op)
 {
+	if (op->kind == OP_READ)
+		return;
 	if (op->kind == OP_TRUNC) {
 		if (op->off < *size)
 			memset(shadow + op->off, 0, *size - op->off);
@@ -107,29 +125,37 @@ apply(uint8_t *shadow, uint64_t *size, const struct op *op)
 }
 
 static void
-test_sigkill_writer(void **state)
+run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 {
-	(void)state;
 	struct tu_pool tp;
-	const char *small = getenv("VEMS_CRASH_SMALL_PMEM");
-	tu_create(&tp, "crash", small ? 16 * MIB : 64 * MIB, 64 * MIB, 0);
+	SPAN = span;
+	trunc_every = trunc;
+	tu_create(&tp, "crash", pmem_size, 8 * span, 0);
 	struct vems_oid oids[NOBJ];
+	uint8_t *shadow[NOBJ], *rd = malloc(SPAN + 1);
+	uint64_t size[NOBJ] = {0};
 	for (int i = 0; i < NOBJ; i++) {
 		oids[i] = (struct vems_oid){1, 0};
 		TU_OK(vems_obj_create(tp.pool, &oids[i]));
+		shadow[i] = calloc(1, SPAN);
+		if (!prefill)
+			continue;
+		struct vems_obj *o;
+		TU_OK(vems_obj_open(tp.pool, oids[i], 0, &o));
+		tu_fill(shadow[i], SPAN, (uint64_t)i + 1, 0);
+		assert_int_equal(vems_obj_pwrite(o, shadow[i], SPAN, 0, 0),
+				 (ssize_t)SPAN);
+		size[i] = SPAN;
+		vems_obj_close(&o);
 	}
 	TU_OK(vems_pool_close(&tp.pool));
 
 	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(sh != MAP_FAILED);
-	uint8_t *shadow[NOBJ], *rd = malloc(SPAN + 1);
-	uint64_t size[NOBJ] = {0};
-	for (int i = 0; i < NOBJ; i++)
-		shadow[i] = calloc(1, SPAN);
 	uint64_t rng = (uint64_t)time(NULL) ^ (uint64_t)getpid();
 	print_message("seed %llu\n", (unsigned long long)rng);
-	int n = iterations(), inflight_seen = 0;
+	int inflight_seen = 0;
 	for (int it = 0; it < n; it++) {
 		sh->nops = 0;
 		pid_t pid = fork();
@@ -207,8 +233,16 @@ test_sigkill_writer(void **state)
 		}
 		TU_OK(vems_pool_close(&tp.pool));
 	}
-	print_message("%d kills, %d with an operation in flight\n", n,
-		      inflight_seen);
+	struct vems_pool_stats ps;
+	TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+	TU_OK(vems_pool_stats(tp.pool, &ps));
+	print_message("%d kills, %d with an operation in flight; "
+		      "%llu of %llu extents in the block file at the end\n",
+		      n, inflight_seen,
+		      (unsigned long long)(ps.extents_block + ps.extents_both),
+		      (unsigned long long)(ps.extents_block + ps.extents_both +
+					   ps.extents_pmem));
+	TU_OK(vems_pool_close(&tp.pool));
 	for (int i = 0; i < NOBJ; i++)
 		free(shadow[i]);
 	free(rd);
@@ -216,11 +250,32 @@ test_sigkill_writer(void **state)
 	tu_destroy(&tp);
 }
 
+static void
+test_sigkill_writer(void **state)
+{
+	(void)state;
+	const char *small = getenv("VEMS_CRASH_SMALL_PMEM");
+	run(small ? 16 * MIB : 64 * MIB, 3 * MIB, 40, false, iterations());
+}
+
+/*
+ * Three objects of up to 16 MiB over 16 MiB of pmem: after the first
+ * dozen iterations most data lives in the block file. The pool is
+ * prefilled so that the kills start with spilling already under way.
+ */
+static void
+test_sigkill_spilling(void **state)
+{
+	(void)state;
+	run(16 * MIB, SPAN_MAX, 400, true, iterations());
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sigkill_writer),
+		cmocka_unit_test(test_sigkill_spilling),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
