@@ -2,14 +2,17 @@
 /* demo.c -- the README's demo: objects written, read back and verified */
 
 /*
- * Creates a pool on emulated pmem in a temporary directory, writes a working
- * set of objects (by default half the pool's pmem data capacity: spilling
- * to the block file is not in this release, so pmem must hold it all; a
- * larger --working-set shows the clean ENOSPC), and reads everything back:
- * sequentially, at random offsets, after partial overwrites, and after the
- * pool is closed and reopened. Every byte read is compared with what was
- * written; any difference, or any error, makes it exit 1. At the end it
- * prints the pool's statistics and removes its files.
+ * Creates a pool on emulated pmem in a temporary directory (its block file
+ * in a temporary directory on disk, where O_DIRECT works), writes a working
+ * set of objects four times larger than pmem's data capacity, so that most
+ * of it is spilled to the block file, and reads everything back:
+ * sequentially, at random offsets (blocking, and through the asynchronous
+ * API at queue depth 32), after partial overwrites, and after the pool is
+ * closed and reopened. Every byte read is compared with what was written;
+ * any difference, or any error, makes it exit 1. It prints the pool's
+ * statistics (spills, promotions, where the extents are), runs
+ * vems_pool_check (which reads every spilled extent back and verifies its
+ * checksum) and removes its files.
  *
  * The content of byte b of object o in generation g is a pure function of
  * (o, g, b), so nothing needs to be kept in memory to verify it.
@@ -31,6 +34,9 @@
 #define OBJ_SIZE_MAX (UINT64_C(4) << 20)    /* object size for large sets */
 #define RANDOM_READS 2000		    /* per random-read pass */
 #define RANDOM_READ_MAX ((size_t)256 << 10) /* longest random read */
+#define AIO_QD 32			    /* async reads in flight */
+#define AIO_READS 4096			    /* per async pass */
+#define AIO_LEN 4096			    /* bytes per async read */
 
 struct demo_obj {
 	struct vems_oid oid;
@@ -268,6 +274,100 @@ verify_random(struct demo *d, const char *phase)
 	return ret;
 }
 
+/*
+ * Random 4 KiB reads through the asynchronous API, AIO_QD in flight: the
+ * ones pmem serves complete inside vems_aio_submit, the ones in the block
+ * file when reaped.
+ */
+static int
+verify_async(struct demo *d, const char *phase)
+{
+	struct vems_aio_ctx *ctx;
+	struct vems_obj **objs;
+	struct vems_aio req[AIO_QD], *rp, *done[AIO_QD];
+	unsigned char *bufs, *exp;
+	double t0 = now_s();
+	uint32_t o, submitted = 0, reaped = 0, sync_done = 0;
+	int rc, ret = 0, i, k;
+
+	rc = vems_aio_ctx_new(d->pool, AIO_QD, &ctx);
+	if (rc)
+		return fail("vems_aio_ctx_new", rc);
+	objs = calloc(d->nobjs, sizeof(*objs));
+	bufs = malloc((size_t)AIO_QD * AIO_LEN);
+	exp = malloc(AIO_LEN);
+	if (!objs || !bufs || !exp) {
+		ret = fail("malloc", -ENOMEM);
+		goto out;
+	}
+	for (o = 0; o < d->nobjs; o++)
+		if (open_obj(d, o, VEMS_O_RDONLY, &objs[o])) {
+			ret = -1;
+			goto out;
+		}
+	for (i = 0; i < AIO_QD; i++)
+		req[i].user_data = NULL; /* free slot */
+	while (reaped < AIO_READS) {
+		/* refill every free request slot, one submit each */
+		for (i = 0; i < AIO_QD && submitted < AIO_READS; i++) {
+			if (req[i].user_data)
+				continue;
+			o = (uint32_t)rnd(d, d->nobjs);
+			req[i] = (struct vems_aio){
+				.obj = objs[o],
+				.op = VEMS_AIO_READ,
+				.buf = bufs + (size_t)i * AIO_LEN,
+				.len = AIO_LEN,
+				.off = rnd(d, d->obj_size / AIO_LEN) * AIO_LEN,
+				.user_data = &d->objs[o]};
+			rp = &req[i];
+			rc = vems_aio_submit(ctx, &rp, 1);
+			if (rc != 1) {
+				ret = fail("vems_aio_submit", rc);
+				goto out;
+			}
+			submitted++;
+			if (req[i].internal == NULL)
+				sync_done++; /* served by pmem inside submit */
+		}
+		k = vems_aio_wait(ctx, done, 1, AIO_QD, -1);
+		if (k < 0) {
+			ret = fail("vems_aio_wait", k);
+			goto out;
+		}
+		for (i = 0; i < k; i++) {
+			struct vems_aio *r = done[i];
+			o = (uint32_t)((struct demo_obj *)r->user_data -
+				       d->objs);
+			expected(d, exp, AIO_LEN, o, r->off);
+			if (r->result != AIO_LEN ||
+			    memcmp(r->buf, exp, AIO_LEN) != 0) {
+				fprintf(stderr,
+					"demo: async read of object %u at "
+					"%" PRIu64 " returned %zd or wrong "
+					"bytes\n",
+					o, r->off, r->result);
+				d->mismatches++;
+				ret = -1;
+			}
+			r->user_data = NULL;
+		}
+		reaped += (uint32_t)k;
+	}
+	report(phase, (uint64_t)AIO_READS * AIO_LEN, t0);
+	printf("  %-28s %u of %u served by pmem inside submit\n", "", sync_done,
+	       AIO_READS);
+out:
+	vems_aio_ctx_delete(&ctx);
+	if (objs)
+		for (o = 0; o < d->nobjs; o++)
+			vems_obj_close(&objs[o]);
+	free(objs);
+	free(bufs);
+	free(exp);
+	return ret;
+}
+
 /* Every third object gets an unaligned range rewritten (generation 1):
  * a partial write into an extent that may have been spilled. */
 static int
@@ -329,14 +429,17 @@ print_stats(struct vems_pool *pool)
 	       " (%" PRIu64 " bytes), clean drops %" PRIu64 "\n",
 	       s.spills, s.bytes_spilled, s.promotions, s.bytes_promoted,
 	       s.clean_drops);
-	printf("  checksum failures %" PRIu64
+	printf("  writers that spilled synchronously %" PRIu64
+	       ", extents fetched back for writes %" PRIu64 "\n",
+	       s.sync_spills, s.block_fetches);
+	printf("  checksum failures %" PRIu64 ", block I/O errors %" PRIu64
 	       ", io_uring max in flight %" PRIu64 "\n",
-	       s.checksum_failures, s.uring_max_inflight);
+	       s.checksum_failures, s.block_errors, s.uring_max_inflight);
 }
 
 static int
 create_pool(struct demo *d, const char *pmem, const char *blk,
-	    uint64_t pmem_size, uint64_t block_size)
+	    uint64_t pmem_size, uint64_t block_size, unsigned block_io)
 {
 	struct vems_config *cfg = NULL;
 	int rc;
@@ -346,7 +449,8 @@ create_pool(struct demo *d, const char *pmem, const char *blk,
 		return fail("vems_config_new", rc);
 	if ((rc = vems_config_set_pmem_size(cfg, pmem_size)) ||
 	    (rc = vems_config_set_block_path(cfg, blk)) ||
-	    (rc = vems_config_set_block_size(cfg, block_size))) {
+	    (rc = vems_config_set_block_size(cfg, block_size)) ||
+	    (rc = vems_config_set_block_io(cfg, block_io))) {
 		vems_config_delete(&cfg);
 		return fail("vems_config_set_*", rc);
 	}
@@ -355,9 +459,16 @@ create_pool(struct demo *d, const char *pmem, const char *blk,
 	return rc ? fail("vems_pool_create", rc) : 0;
 }
 
-/* The whole demo on an open pool; working_set 0 means pmem capacity / 2. */
+static void
+check_report(const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "demo: check: %s\n", msg);
+}
+
+/* The whole demo on an open pool; working_set 0 means 4 x pmem capacity. */
 static int
-run(struct demo *d, const char *pmem, uint64_t working_set)
+run(struct demo *d, const char *pmem, uint64_t working_set, unsigned block_io)
 {
 	struct vems_pool_info in;
 	int rc, ret = 0;
@@ -366,7 +477,7 @@ run(struct demo *d, const char *pmem, uint64_t working_set)
 	if (rc)
 		return fail("vems_pool_info", rc);
 	if (!working_set)
-		working_set = in.pmem_extents * in.extent_size / 2;
+		working_set = in.pmem_extents * in.extent_size * 4;
 	d->obj_size = working_set / 16 < OBJ_SIZE_MAX ? working_set / 16
 						      : OBJ_SIZE_MAX;
 	d->obj_size -= d->obj_size % VEMS_PAGE_SIZE;
@@ -396,6 +507,8 @@ run(struct demo *d, const char *pmem, uint64_t working_set)
 		ret = -1;
 	if (verify_random(d, "read + verify, random"))
 		ret = -1;
+	if (verify_async(d, "async read + verify, QD32"))
+		ret = -1;
 	if (overwrite_some(d))
 		return -1;
 	if (verify_all(d, "read + verify after overwrite"))
@@ -406,7 +519,11 @@ run(struct demo *d, const char *pmem, uint64_t working_set)
 	rc = vems_pool_close(&d->pool);
 	if (rc)
 		return fail("vems_pool_close", rc);
-	rc = vems_pool_open(&d->pool, pmem, NULL);
+	struct vems_config *cfg = NULL;
+	if ((rc = vems_config_new(&cfg)) == 0 &&
+	    (rc = vems_config_set_block_io(cfg, block_io)) == 0)
+		rc = vems_pool_open(&d->pool, pmem, cfg);
+	vems_config_delete(&cfg);
 	if (rc)
 		return fail("vems_pool_open", rc);
 	printf("closed and reopened the pool\n");
@@ -414,6 +531,14 @@ run(struct demo *d, const char *pmem, uint64_t working_set)
 		ret = -1;
 	if (verify_random(d, "read + verify, random"))
 		ret = -1;
+	double t0 = now_s();
+	rc = vems_pool_check(d->pool, check_report, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "demo: check found %d problem(s)\n", rc);
+		ret = -1;
+	} else {
+		report("check (reads every slot)", d->nobjs * d->obj_size, t0);
+	}
 	return ret;
 }
 
@@ -446,7 +571,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: demo [--pmem-size SIZE] [--working-set SIZE] "
-		"[--dir DIR]\n\n"
+		"[--dir DIR]\n"
+		"            [--block-dir DIR] [--block-io MODE]\n\n"
 		"Writes a working set of objects to a new pool, then reads "
 		"every byte\nback and verifies it (sequentially, at random, "
 		"after partial overwrites\nand after reopening the pool), "
@@ -455,12 +581,21 @@ usage(FILE *f)
 		"  --pmem-size SIZE    pmem file size (default 64M, at least "
 		"16M)\n"
 		"  --working-set SIZE  bytes of objects to write (default: "
-		"half the\n"
+		"4 times the\n"
 		"                      pool's pmem data capacity)\n"
-		"  --dir DIR           directory for the pool's files "
-		"(default: a\n"
-		"                      new directory under /dev/shm, removed "
+		"  --dir DIR           directory for the pmem file (default: "
+		"a new\n"
+		"                      directory under /dev/shm, removed "
 		"after)\n"
+		"  --block-dir DIR     directory for the block file (default: "
+		"a new\n"
+		"                      directory under /var/tmp, on disk, "
+		"removed after)\n"
+		"  --block-io MODE     fdatasync (default: O_DIRECT where "
+		"possible, one\n"
+		"                      fdatasync per spill batch), dsync "
+		"(RWF_DSYNC\n"
+		"                      writes) or buffered (no O_DIRECT)\n"
 		"  -h, --help          show this help\n"
 		"SIZE: bytes or a number with K, M, G or T (powers of "
 		"1024).\n");
@@ -473,13 +608,16 @@ main(int argc, char **argv)
 		{"pmem-size", required_argument, NULL, 'p'},
 		{"working-set", required_argument, NULL, 'w'},
 		{"dir", required_argument, NULL, 'd'},
+		{"block-dir", required_argument, NULL, 'b'},
+		{"block-io", required_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t pmem_size = UINT64_C(64) << 20, ws = 0, block_size;
-	char tmpl[64], pmem[4096], blk[4096];
+	char tmpl[64], btmpl[64], pmem[4096], blk[4096];
 	struct demo d = {.rng = 42};
-	const char *dir = NULL;
+	const char *dir = NULL, *bdir = NULL;
+	unsigned block_io = 0;
 	int c, ret = 1;
 
 	/* progress lines and errors in their order, also in a log file */
@@ -496,6 +634,24 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			dir = optarg;
+			break;
+		case 'b':
+			bdir = optarg;
+			break;
+		case 'i':
+			if (!strcmp(optarg, "fdatasync")) {
+				block_io = 0;
+			} else if (!strcmp(optarg, "dsync")) {
+				block_io = VEMS_BLOCK_DSYNC;
+			} else if (!strcmp(optarg, "buffered")) {
+				block_io = VEMS_BLOCK_BUFFERED;
+			} else {
+				fprintf(stderr,
+					"demo: --block-io: fdatasync, dsync "
+					"or buffered, not '%s'\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -518,8 +674,19 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (!bdir) {
+		snprintf(btmpl, sizeof(btmpl), "%s/vems-demo.XXXXXX",
+			 access("/var/tmp", W_OK) ? "/tmp" : "/var/tmp");
+		bdir = mkdtemp(btmpl);
+		if (!bdir) {
+			perror("demo: mkdtemp");
+			if (dir == tmpl)
+				rmdir(dir);
+			return 1;
+		}
+	}
 	snprintf(pmem, sizeof(pmem), "%s/demo.pool", dir);
-	snprintf(blk, sizeof(blk), "%s/demo.blk", dir);
+	snprintf(blk, sizeof(blk), "%s/demo.blk", bdir);
 	/* room for the whole working set in the block file, twice over */
 	block_size = 8 * pmem_size > 2 * ws ? 8 * pmem_size : 2 * ws;
 	block_size =
@@ -529,8 +696,8 @@ main(int argc, char **argv)
 	d.buf = malloc(CHUNK);
 	d.expect = malloc(CHUNK);
 	if (d.buf && d.expect &&
-	    !create_pool(&d, pmem, blk, pmem_size, block_size))
-		ret = run(&d, pmem, ws) ? 1 : 0;
+	    !create_pool(&d, pmem, blk, pmem_size, block_size, block_io))
+		ret = run(&d, pmem, ws, block_io) ? 1 : 0;
 	if (d.pool) {
 		printf("final state:\n");
 		print_stats(d.pool);
@@ -545,6 +712,8 @@ main(int argc, char **argv)
 	unlink(blk);
 	if (dir == tmpl)
 		rmdir(dir);
+	if (bdir == btmpl)
+		rmdir(bdir);
 	free(d.objs);
 	free(d.buf);
 	free(d.expect);

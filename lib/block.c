@@ -108,10 +108,13 @@ fail:
 static int
 read_hdr(int fd, const char *path, struct vems_block_hdr *h)
 {
-	ssize_t n = pread(fd, h, sizeof(*h), 0);
+	/* a whole aligned page: fd may be O_DIRECT once the pool is open */
+	static _Thread_local _Alignas(4096) uint8_t page[VEMS_BLOCK_DATA_OFF];
+	ssize_t n = pread(fd, page, sizeof(page), 0);
 	if (n < 0)
 		return vems__fail(-errno, "cannot read block file %s: %s", path,
 				  strerror(errno));
+	memcpy(h, page, (size_t)n < sizeof(*h) ? (size_t)n : sizeof(*h));
 	if ((size_t)n < sizeof(*h) ||
 	    memcmp(h->magic, VEMS_BLOCK_MAGIC, sizeof(h->magic)) != 0)
 		return vems__fail(VEMS_E_MISMATCH,
