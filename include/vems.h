@@ -215,8 +215,10 @@ struct vems_pool_info {
 	uint64_t block_extents; /* extent slots in the block file */
 	const char *pmem_path;
 	const char *block_path;
-	int is_pmem;	      /* 1: flushed with CPU cache ops; 0: msync */
-	const char *block_io; /* "none", "direct" or "buffered+fdatasync" */
+	int is_pmem; /* 1: flushed with CPU cache ops; 0: msync */
+	/* how the block file is accessed: "direct" (O_DIRECT) or "buffered",
+	 * then "+fdatasync" (one per spill batch) or "+dsync" (RWF_DSYNC) */
+	const char *block_io;
 };
 VEMS_API int vems_pool_info(struct vems_pool *pool,
 			    struct vems_pool_info *info);

@@ -64,7 +64,7 @@ struct vems_backend_ops {
 
 struct vems_backend {
 	const struct vems_backend_ops *ops;
-	const char *mode;      /* "direct" or "buffered+fdatasync" */
+	const char *mode;      /* "direct" or "buffered" */
 	const char *sync_mode; /* "fdatasync" or "dsync" */
 	size_t align;	       /* buffer/offset/length alignment of transfers */
 };

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -304,9 +305,14 @@ static const struct vems_backend_ops uring_ops = {
 static bool
 try_direct(int fd)
 {
+	struct stat st;
 	struct statfs sfs;
-	if (fstatfs(fd, &sfs) != 0 || sfs.f_type == TMPFS_MAGIC ||
-	    sfs.f_type == RAMFS_MAGIC)
+	if (fstat(fd, &st) != 0)
+		return false;
+	/* a device node's file system is devtmpfs: ask only for files */
+	if (!S_ISBLK(st.st_mode) &&
+	    (fstatfs(fd, &sfs) != 0 || sfs.f_type == TMPFS_MAGIC ||
+	     sfs.f_type == RAMFS_MAGIC))
 		return false;
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) != 0)

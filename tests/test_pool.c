@@ -659,8 +659,9 @@ test_create_info(void **state)
 	assert_string_equal(info.pmem_path, tp->pmem);
 	assert_string_equal(info.block_path, tp->block);
 	assert_non_null(info.block_io);
-	assert_true(strcmp(info.block_io, "direct") == 0 ||
-		    strcmp(info.block_io, "buffered+fdatasync") == 0);
+	/* tmpfs takes O_DIRECT and still caches: never direct there */
+	if (strncmp(tp->block, "/dev/shm/", 9) == 0)
+		assert_string_equal(info.block_io, "buffered+fdatasync");
 	const char *force = getenv("PMEM_IS_PMEM_FORCE");
 	if (force && strcmp(force, "1") == 0)
 		assert_int_equal(info.is_pmem, 1);
@@ -1324,6 +1325,89 @@ test_close_null(void **state)
 	tu_destroy(tp);
 }
 
+/*
+ * The block I/O mode is decided at open: O_DIRECT on a disk file system
+ * (probed), buffered on tmpfs, and what the config asks for.
+ */
+static void
+test_block_io_mode(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *dir;
+		unsigned flags;
+		const char *want; /* NULL: direct or buffered, both fine */
+	} cases[] = {
+		{"/dev/shm", 0, "buffered+fdatasync"},
+		{"/dev/shm", VEMS_BLOCK_DSYNC, "buffered+dsync"},
+		{"/var/tmp", VEMS_BLOCK_BUFFERED, "buffered+fdatasync"},
+		{"/var/tmp", 0, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (access(cases[i].dir, W_OK) != 0)
+			continue;
+		struct tu_pool tp;
+		tu_paths(&tp, "iomode");
+		snprintf(tp.block, sizeof(tp.block),
+			 "%s/vemstest-iomode-%d.blk", cases[i].dir,
+			 (int)getpid());
+		unlink(tp.block);
+		struct vems_config *cfg;
+		TU_OK(vems_config_new(&cfg));
+		TU_OK(vems_config_set_pmem_size(cfg, 16 * MIB));
+		TU_OK(vems_config_set_block_path(cfg, tp.block));
+		TU_OK(vems_config_set_block_io(cfg, cases[i].flags));
+		TU_OK(vems_pool_create(&tp.pool, tp.pmem, cfg));
+		struct vems_pool_info info;
+		TU_OK(vems_pool_info(tp.pool, &info));
+		if (cases[i].want)
+			assert_string_equal(info.block_io, cases[i].want);
+		else
+			assert_true(strcmp(info.block_io, "direct+fdatasync") ==
+					    0 ||
+				    strcmp(info.block_io,
+					   "buffered+fdatasync") == 0);
+		/* data goes through the block file either way */
+		struct vems_oid oid = {1, 0};
+		struct vems_obj *o;
+		TU_OK(vems_obj_create(tp.pool, &oid));
+		TU_OK(vems_obj_open(tp.pool, oid, 0, &o));
+		uint8_t *buf = malloc(MIB);
+		for (uint64_t off = 0; off < 24 * MIB; off += MIB) {
+			tu_fill(buf, MIB, 3, off);
+			assert_int_equal(vems_obj_pwrite(o, buf, MIB, off, 0),
+					 (ssize_t)MIB);
+		}
+		vems_obj_close(&o);
+		TU_OK(vems_pool_close(&tp.pool));
+		TU_OK(vems_pool_open(&tp.pool, tp.pmem, cfg));
+		TU_OK(vems_pool_info(tp.pool, &info));
+		if (cases[i].want)
+			assert_string_equal(info.block_io, cases[i].want);
+		TU_OK(vems_obj_open(tp.pool, oid, 0, &o));
+		for (uint64_t off = 0; off < 24 * MIB; off += MIB) {
+			assert_int_equal(vems_obj_pread(o, buf, MIB, off),
+					 (ssize_t)MIB);
+			assert_true(tu_verify(buf, MIB, 3, off));
+		}
+		vems_obj_close(&o);
+		assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 0);
+		free(buf);
+		vems_config_delete(&cfg);
+		tu_destroy(&tp);
+	}
+	/* unknown flags are refused at once */
+	struct vems_config *cfg;
+	TU_OK(vems_config_new(&cfg));
+	assert_int_equal(vems_config_set_block_io(cfg, 1u << 7), -EINVAL);
+	assert_int_equal(vems_config_set_block_io(NULL, 0), -EINVAL);
+	assert_int_equal(vems_config_set_low_watermark(cfg, 51), -EINVAL);
+	assert_int_equal(vems_config_set_low_watermark(NULL, 5), -EINVAL);
+	TU_OK(vems_config_set_low_watermark(cfg, 0));
+	TU_OK(vems_config_set_low_watermark(cfg, 50));
+	vems_config_delete(&cfg);
+}
+
 int
 main(void)
 {
@@ -1361,6 +1445,7 @@ main(void)
 					  teardown),
 		cmocka_unit_test_teardown(test_reopen_cycles, teardown),
 		cmocka_unit_test_teardown(test_close_null, teardown),
+		cmocka_unit_test(test_block_io_mode),
 	};
 	fx_cwd = open(".", O_RDONLY | O_DIRECTORY);
 	return cmocka_run_group_tests(tests, NULL, NULL);
