@@ -277,12 +277,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			"table %" PRIu64,
 			indexed, mapped);
 	for (int s = VEMS_ES_PMEM; s <= VEMS_ES_BLOCK; s++)
-		if (nstate[s] != atomic_load(&p->st.nstate[s]))
+		if (nstate[s] != atomic_load(&p->nstate[s]))
 			problem(&c,
 				"state %d: %" PRIu64 " entries, counter "
 				"says %" PRIu64,
 				s, nstate[s],
-				(uint64_t)atomic_load(&p->st.nstate[s]));
+				(uint64_t)atomic_load(&p->nstate[s]));
 	/* free lists: exactly the unused frames and slots */
 	for (uint32_t i = 0; i < p->free_frames.n; i++) {
 		uint32_t f = p->free_frames.v[i];

@@ -201,7 +201,7 @@ vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
 		if (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)
 			vems__slot_free(p, e->slot);
 		n->nstate[e->state]--;
-		atomic_fetch_sub(&p->st.nstate[e->state], 1);
+		atomic_fetch_sub(&p->nstate[e->state], 1);
 	}
 	pthread_mutex_lock(&p->alloc_lock);
 	for (size_t i = 0; i < c.n; i++)

@@ -14,8 +14,9 @@
  * One-hit wonders (a scan) leave through S without flushing M, which is
  * what plain CLOCK cannot do on skewed workloads.
  *
- * Ghosts are fingerprints of (object serial, extent) in a direct-mapped
- * table of about twice the frame count: an approximate, bounded FIFO.
+ * Ghosts are 32-bit fingerprints of (object serial, extent) in a
+ * direct-mapped table of about the frame count: an approximate, bounded
+ * FIFO, 4 bytes per frame.
  */
 
 #include <errno.h>
@@ -30,7 +31,7 @@ vems__pol_init(struct vems_pool *p)
 {
 	p->fr = calloc(p->nframes ? p->nframes : 1, sizeof(*p->fr));
 	uint32_t g = 64;
-	while (g < 2 * (uint64_t)p->nframes && g < (1u << 30))
+	while (g < p->nframes && g < (1u << 30))
 		g <<= 1;
 	p->ghost = calloc(g, sizeof(*p->ghost));
 	if (p->fr == NULL || p->ghost == NULL)
@@ -105,7 +106,6 @@ vems__pol_insert(struct vems_pool *p, uint32_t frame, uint32_t entry, bool hot)
 	if (x->q == VEMS_FQ_SMALL || x->q == VEMS_FQ_MAIN)
 		unlink_frame(p, frame);
 	x->entry = entry;
-	x->serial = p->entries[entry].serial;
 	atomic_store_explicit(&x->freq, 0, memory_order_relaxed);
 	push_head(p, frame, hot ? VEMS_FQ_MAIN : VEMS_FQ_SMALL);
 	pthread_mutex_unlock(&p->pol_lock);
@@ -165,18 +165,20 @@ vems__pol_putback(struct vems_pool *p, uint32_t frame)
 	pthread_mutex_unlock(&p->pol_lock);
 }
 
-static uint64_t
-ghost_key(uint64_t serial, uint32_t ext)
+static uint32_t
+ghost_key(uint64_t serial, uint32_t ext, uint32_t *cell)
 {
-	return vems__hash64(serial, ext) | 1; /* 0 marks an empty cell */
+	uint64_t h = vems__hash64(serial, ext);
+	*cell = (uint32_t)h;
+	return (uint32_t)(h >> 32) | 1; /* 0 marks an empty cell */
 }
 
 bool
 vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext)
 {
-	uint64_t k = ghost_key(serial, ext);
+	uint32_t c, k = ghost_key(serial, ext, &c);
 	pthread_mutex_lock(&p->pol_lock);
-	uint64_t *cell = &p->ghost[k & p->ghost_mask];
+	uint32_t *cell = &p->ghost[c & p->ghost_mask];
 	bool hit = *cell == k;
 	if (hit)
 		*cell = 0;
@@ -187,8 +189,8 @@ vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext)
 void
 vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext)
 {
-	uint64_t k = ghost_key(serial, ext);
+	uint32_t c, k = ghost_key(serial, ext, &c);
 	pthread_mutex_lock(&p->pol_lock);
-	p->ghost[k & p->ghost_mask] = k;
+	p->ghost[c & p->ghost_mask] = k;
 	pthread_mutex_unlock(&p->pol_lock);
 }

@@ -516,7 +516,7 @@ rebuild(struct vems_pool *p)
 			break;
 		}
 		n->nstate[e->state]++;
-		atomic_fetch_add(&p->st.nstate[e->state], 1);
+		atomic_fetch_add(&p->nstate[e->state], 1);
 		/* recency is not persisted: everything resident starts in
 		 * the main queue, in entry order */
 		if (in_pmem)

@@ -124,10 +124,10 @@ free_frames(struct vems_pool *p)
 static void
 note_depth(struct vems_pool *p, uint64_t depth)
 {
-	uint64_t cur = atomic_load_explicit(&p->st.uring_max_inflight,
+	uint64_t cur = atomic_load_explicit(&p->uring_max_inflight,
 					    memory_order_relaxed);
 	while (depth > cur &&
-	       !atomic_compare_exchange_weak(&p->st.uring_max_inflight, &cur,
+	       !atomic_compare_exchange_weak(&p->uring_max_inflight, &cur,
 					     depth))
 		;
 }
@@ -301,9 +301,9 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 {
 	pthread_mutex_lock(&p->pol_lock);
 	v->entry = p->fr[v->frame].entry;
-	v->serial = p->fr[v->frame].serial;
 	pthread_mutex_unlock(&p->pol_lock);
 	const struct vems_entry *e = &p->entries[v->entry];
+	v->serial = vems__entry_serial(e);
 	struct vems_objnode *n = NULL;
 	if (held && v->serial == held->serial)
 		n = held;
@@ -315,7 +315,7 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 		return false;
 	bool ok = false;
 	/* re-read under the lock: the frame may have changed owner */
-	if (e->serial == v->serial && e->frame == v->frame &&
+	if (vems__entry_serial(e) == v->serial && e->frame == v->frame &&
 	    (e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH) &&
 	    !(n == held && e->ext_index >= lo && e->ext_index <= hi)) {
 		v->ext = e->ext_index;
@@ -355,7 +355,7 @@ commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 	if (n == NULL || !lock_obj(n, held, true))
 		return -EAGAIN; /* removed, or busy: give up this one */
 	struct vems_entry *e = &p->entries[v->entry];
-	if (e->serial != v->serial || e->frame != v->frame ||
+	if (vems__entry_serial(e) != v->serial || e->frame != v->frame ||
 	    e->state != v->state ||
 	    atomic_load_explicit(&p->fr[v->frame].gen, memory_order_relaxed) !=
 		    v->gen) {
@@ -384,8 +384,8 @@ commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
 		vems__slot_committed(p, v->slot);
 	n->nstate[v->state]--;
 	n->nstate[VEMS_ES_BLOCK]++;
-	atomic_fetch_sub(&p->st.nstate[v->state], 1);
-	atomic_fetch_add(&p->st.nstate[VEMS_ES_BLOCK], 1);
+	atomic_fetch_sub(&p->nstate[v->state], 1);
+	atomic_fetch_add(&p->nstate[VEMS_ES_BLOCK], 1);
 	vems__frame_free(p, v->frame);
 	unlock_obj(n, held);
 	vems__ghost_add(p, v->serial, v->ext);

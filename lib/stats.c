@@ -4,9 +4,37 @@
 #include <errno.h>
 #include <string.h>
 
+#include <stddef.h>
+
 #include "vems_internal.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+static _Atomic unsigned next_shard;
+static _Thread_local unsigned my_shard = UINT32_MAX;
+
+unsigned
+vems__stat_shard(void)
+{
+	if (my_shard == UINT32_MAX)
+		my_shard = atomic_fetch_add_explicit(&next_shard, 1,
+						     memory_order_relaxed) %
+			VEMS_STAT_SHARDS;
+	return my_shard;
+}
+
+/* The sum of one counter over every shard (relaxed: a snapshot). */
+static uint64_t
+sum(const struct vems_pool *p, size_t field)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < VEMS_STAT_SHARDS; i++)
+		t += atomic_load_explicit(
+			(const _Atomic uint64_t *)((const char *)&p->st[i] +
+						   field),
+			memory_order_relaxed);
+	return t;
+}
 
 int
 vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
@@ -25,27 +53,34 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	s->pmem_bytes_used = (p->nframes - free_frames) * p->extent_size;
 	s->block_bytes_free = free_slots * p->extent_size;
 	s->block_bytes_used = (p->nslots - free_slots) * p->extent_size;
-	s->extents_pmem = LOAD(p->st.nstate[VEMS_ES_PMEM]);
-	s->extents_both = LOAD(p->st.nstate[VEMS_ES_BOTH]);
-	s->extents_block = LOAD(p->st.nstate[VEMS_ES_BLOCK]);
-	s->reads = LOAD(p->st.reads);
-	s->writes = LOAD(p->st.writes);
-	s->bytes_read = LOAD(p->st.bytes_read);
-	s->bytes_written = LOAD(p->st.bytes_written);
-	s->pmem_hits = LOAD(p->st.pmem_hits);
-	s->block_hits = LOAD(p->st.block_hits);
-	s->hole_reads = LOAD(p->st.hole_reads);
-	s->extents_allocated = LOAD(p->st.extents_allocated);
-	s->extents_freed = LOAD(p->st.extents_freed);
-	s->spills = LOAD(p->st.spills);
-	s->promotions = LOAD(p->st.promotions);
-	s->clean_drops = LOAD(p->st.clean_drops);
-	s->bytes_spilled = LOAD(p->st.bytes_spilled);
-	s->bytes_promoted = LOAD(p->st.bytes_promoted);
-	s->checksum_failures = LOAD(p->st.checksum_failures);
-	s->uring_max_inflight = LOAD(p->st.uring_max_inflight);
-	s->sync_spills = LOAD(p->st.sync_spills);
-	s->block_fetches = LOAD(p->st.block_fetches);
-	s->block_errors = LOAD(p->st.block_errors);
+	s->extents_pmem = LOAD(p->nstate[VEMS_ES_PMEM]);
+	s->extents_both = LOAD(p->nstate[VEMS_ES_BOTH]);
+	s->extents_block = LOAD(p->nstate[VEMS_ES_BLOCK]);
+	s->reads = sum(p, offsetof(struct vems_counters, reads));
+	s->writes = sum(p, offsetof(struct vems_counters, writes));
+	s->bytes_read = sum(p, offsetof(struct vems_counters, bytes_read));
+	s->bytes_written =
+		sum(p, offsetof(struct vems_counters, bytes_written));
+	s->pmem_hits = sum(p, offsetof(struct vems_counters, pmem_hits));
+	s->block_hits = sum(p, offsetof(struct vems_counters, block_hits));
+	s->hole_reads = sum(p, offsetof(struct vems_counters, hole_reads));
+	s->extents_allocated =
+		sum(p, offsetof(struct vems_counters, extents_allocated));
+	s->extents_freed =
+		sum(p, offsetof(struct vems_counters, extents_freed));
+	s->spills = sum(p, offsetof(struct vems_counters, spills));
+	s->promotions = sum(p, offsetof(struct vems_counters, promotions));
+	s->clean_drops = sum(p, offsetof(struct vems_counters, clean_drops));
+	s->bytes_spilled =
+		sum(p, offsetof(struct vems_counters, bytes_spilled));
+	s->bytes_promoted =
+		sum(p, offsetof(struct vems_counters, bytes_promoted));
+	s->checksum_failures =
+		sum(p, offsetof(struct vems_counters, checksum_failures));
+	s->uring_max_inflight = LOAD(p->uring_max_inflight);
+	s->sync_spills = sum(p, offsetof(struct vems_counters, sync_spills));
+	s->block_fetches =
+		sum(p, offsetof(struct vems_counters, block_fetches));
+	s->block_errors = sum(p, offsetof(struct vems_counters, block_errors));
 	return 0;
 }
