@@ -42,7 +42,7 @@ struct sub {
 	uint8_t *dst;
 	size_t in, chunk;
 	uint8_t *buf;
-	bool bounce, promote;
+	bool bounce, promote, hot;
 };
 
 struct areq {
@@ -121,8 +121,8 @@ sub_done(struct vems_aio_ctx *c, struct sub *s)
 			memcpy(s->dst, s->buf + s->in, s->chunk);
 	}
 	if (err == 0 && s->promote) {
-		struct vems_promo pr = {s->ext, s->entry, s->slot, s->buf,
-					false};
+		struct vems_promo pr = {s->ext, s->entry, s->slot,
+					s->buf, false,	  s->hot};
 		vems__promote(p, n, &pr, 1);
 	}
 	vems__slot_unpin(p, s->slot);
@@ -205,9 +205,9 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 				err = vems__fail(-ENOMEM, "out of memory");
 				break;
 			}
-			s->promote = vems__ghost_take(p, n->serial, ext);
-			if (!s->promote)
-				vems__ghost_add(p, n->serial, ext);
+			/* admitted as in vems_obj_pread (S3-FIFO) */
+			s->promote = true;
+			s->hot = vems__ghost_take(p, n->serial, ext);
 			s->bio = (struct vems_bio){
 				.buf = s->buf,
 				.off = vems__slot_off(p, s->slot),

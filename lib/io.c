@@ -53,7 +53,7 @@ struct miss {
 	uint8_t *dst;
 	size_t in, chunk;
 	uint8_t *buf;
-	bool bounce, promote;
+	bool bounce, hot;
 	struct vems_bio bio;
 };
 
@@ -162,7 +162,8 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 		n->nstate[VEMS_ES_BOTH]++;
 		atomic_fetch_sub(&p->nstate[VEMS_ES_BLOCK], 1);
 		atomic_fetch_add(&p->nstate[VEMS_ES_BOTH], 1);
-		vems__pol_insert(p, frames[k], v[done[k]].entry, true);
+		vems__pol_insert(p, frames[k], v[done[k]].entry,
+				 v[done[k]].hot);
 		VEMS_STAT_ADD(p, promotions, 1);
 		VEMS_STAT_ADD(p, bytes_promoted, p->extent_size);
 	}
@@ -170,6 +171,54 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 	vems__spill_kick(p);
 }
 
+/* Reads misses [0, cnt) in batches; collects up to MISS_BATCH promotions
+ * (their buffers and pins kept); unpins and frees everything else. */
+static int
+serve_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
+	     size_t cnt, struct vems_promo *pr, size_t *np)
+{
+	int ret = 0;
+	for (size_t b = 0; b < cnt; b += MISS_BATCH) {
+		size_t k = cnt - b < MISS_BATCH ? cnt - b : MISS_BATCH;
+		struct miss *x = m + b;
+		for (size_t i = 0; i < k && ret == 0; i++) {
+			x[i].buf =
+				x[i].bounce ? vems__bounce_alloc(p) : x[i].dst;
+			if (x[i].buf == NULL)
+				ret = vems__fail(-ENOMEM, "out of memory");
+		}
+		if (ret == 0)
+			ret = fetch_misses(p, n, x, k);
+		for (size_t i = 0; i < k; i++) {
+			if (ret == 0 && *np < MISS_BATCH) {
+				/* S3-FIFO admission: a miss comes back on
+				 * probation (small queue), or to the main
+				 * queue if it was evicted lately */
+				pr[(*np)++] = (struct vems_promo){
+					x[i].ext, x[i].entry,  x[i].slot,
+					x[i].buf, x[i].bounce, x[i].hot};
+				continue; /* stays pinned until promoted */
+			}
+			if (x[i].bounce)
+				free(x[i].buf);
+			vems__slot_unpin(p, x[i].slot);
+		}
+		if (ret) {
+			for (size_t i = b + k; i < cnt; i++)
+				vems__slot_unpin(p, m[i].slot);
+			break;
+		}
+	}
+	return ret;
+}
+
+/*
+ * Resident extents and holes are copied under the object's shared lock;
+ * the slots of spilled ones are pinned there and read after it is dropped,
+ * so block I/O never holds an object lock and the result is the object as
+ * of that instant. Misses are then promoted (vems__promote), pins held
+ * until then so a slot cannot have been reused for other bytes.
+ */
 ssize_t
 vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 {
@@ -184,15 +233,16 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	uint64_t es = p->extent_size;
 	uint8_t *out = buf;
 	size_t done = 0;
-	struct miss m[MISS_BATCH];
+	struct miss stackm[MISS_BATCH], *m = stackm;
+	size_t nm = 0, capm = MISS_BATCH;
 	struct vems_promo pr[MISS_BATCH];
-	size_t nm = 0, np = 0;
+	size_t np = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
 	uint64_t size = n->rec->size;
 	if (off >= size)
-		goto out;
-	if (len > size - off)
+		len = 0;
+	else if (len > size - off)
 		len = (size_t)(size - off);
 	uint64_t hits = 0, holes = 0;
 	while (done < len) {
@@ -213,8 +263,22 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 			vems__pol_touch(p, e->frame);
 			hits++;
 		} else {
+			if (nm == capm) {
+				size_t nc = 4 * capm;
+				struct miss *v = malloc(nc * sizeof(*v));
+				if (v == NULL) {
+					ret = vems__fail(-ENOMEM,
+							 "out of memory");
+					break;
+				}
+				memcpy(v, m, nm * sizeof(*v));
+				if (m != stackm)
+					free(m);
+				m = v;
+				capm = nc;
+			}
 			const struct vems_entry *e = &p->entries[ei];
-			struct miss *x = &m[nm];
+			struct miss *x = &m[nm++];
 			*x = (struct miss){.ext = ext,
 					   .entry = ei,
 					   .slot = e->slot,
@@ -224,49 +288,30 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 					   .chunk = chunk};
 			x->bounce = !(chunk == es &&
 				      ((uintptr_t)x->dst % p->be->align) == 0);
-			x->buf = x->bounce ? vems__bounce_alloc(p) : x->dst;
-			if (x->buf == NULL) {
-				ret = vems__fail(-ENOMEM, "out of memory");
-				break;
-			}
-			/* second touch while recent: bring it back */
-			x->promote = np < MISS_BATCH &&
-				vems__ghost_take(p, n->serial, ext);
-			if (!x->promote)
-				vems__ghost_add(p, n->serial, ext);
-			nm++;
+			x->hot = vems__ghost_take(p, n->serial, ext);
+			/* the slot keeps these bytes until we are done */
+			vems__slot_pin(p, x->slot);
 		}
 		done += chunk;
-		if (nm == MISS_BATCH || (nm > 0 && done == len)) {
-			ret = fetch_misses(p, n, m, nm);
-			for (size_t i = 0; i < nm; i++) {
-				if (ret == 0 && m[i].promote) {
-					pr[np++] = (struct vems_promo){
-						m[i].ext, m[i].entry, m[i].slot,
-						m[i].buf, m[i].bounce};
-					continue;
-				}
-				if (m[i].bounce)
-					free(m[i].buf);
-			}
-			nm = 0;
-			if (ret)
-				break;
-		}
 	}
-	for (size_t i = 0; i < nm; i++) /* an error mid-batch */
-		if (m[i].bounce)
-			free(m[i].buf);
+	pthread_rwlock_unlock(&n->lock);
 	VEMS_STAT_ADD(p, pmem_hits, hits);
 	VEMS_STAT_ADD(p, hole_reads, holes);
-out:
-	pthread_rwlock_unlock(&n->lock);
-	if (np > 0) {
+
+	if (ret)
+		for (size_t i = 0; i < nm; i++)
+			vems__slot_unpin(p, m[i].slot);
+	else if (nm > 0)
+		ret = serve_misses(p, n, m, nm, pr, &np);
+	if (np > 0)
 		vems__promote(p, n, pr, np);
-		for (size_t i = 0; i < np; i++)
-			if (pr[i].own)
-				free(pr[i].src);
+	for (size_t i = 0; i < np; i++) {
+		vems__slot_unpin(p, pr[i].slot);
+		if (pr[i].own)
+			free(pr[i].src);
 	}
+	if (m != stackm)
+		free(m);
 	if (ret)
 		return ret;
 	VEMS_STAT_ADD(p, reads, 1);
@@ -308,7 +353,9 @@ fetch_extent(struct vems_pool *p, struct vems_objnode *n, uint32_t ei,
 	n->nstate[VEMS_ES_PMEM]++;
 	atomic_fetch_sub(&p->nstate[VEMS_ES_BLOCK], 1);
 	atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
-	vems__pol_insert(p, f, ei, true);
+	/* admitted like any miss: main queue only if evicted lately */
+	vems__pol_insert(p, f, ei,
+			 vems__ghost_take(p, n->serial, e->ext_index));
 	VEMS_STAT_ADD(p, block_fetches, 1);
 	return 0;
 }
@@ -603,9 +650,8 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 				atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
 				vems__slot_free(p, w[i].old_slot);
 			}
-			/* an extent evicted lately is hot: main queue */
-			bool hot = !w[i].is_new ||
-				vems__ghost_take(p, n->serial, w[i].ext);
+			/* S3-FIFO: probation, or main if evicted lately */
+			bool hot = vems__ghost_take(p, n->serial, w[i].ext);
 			vems__pol_insert(p, w[i].frame, w[i].entry, hot);
 		}
 		VEMS_STAT_ADD(p, extents_allocated, nnew);
@@ -663,7 +709,7 @@ pmem_only(struct vems_pool *p, struct vems_objnode *n, uint64_t off,
 
 static int
 write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
-	     bool drain, bool nowait)
+	     bool drain, bool nowait, size_t *written)
 {
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
@@ -720,6 +766,27 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 				  pos, new_size,
 				  drain || (stop == end && new_size != old),
 				  nowait);
+		if (ret == VEMS__RETRY && pos > off) {
+			/* the caller lets go of the object for a moment:
+			 * publish the pieces written so far, as a shorter
+			 * write would have */
+			atomic_store(&n->mtime_ns, vems__now_ns());
+			*written = (size_t)(pos - off);
+			int r = pos > old ? set_size(p, n, pos) : 0;
+			return r ? r : ret;
+		}
+		if (ret && pos > off && end > old) {
+			/*
+			 * A later piece failed: the size stays, so extents
+			 * the earlier pieces mapped past the old end go, as
+			 * a truncate would free them (their bytes must not
+			 * reappear when the object grows later).
+			 */
+			int r = vems__obj_free_extents(p, n, ext_count(p, old));
+			if (r)
+				vems__errmsg_append("while undoing a failed "
+						    "write");
+		}
 		if (ret)
 			return ret;
 		pos = stop;
@@ -750,11 +817,41 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	bool drain =
 		!((flags & VEMS_W_NODRAIN) || (obj->flags & VEMS_O_NODRAIN));
 	struct vems_objnode *n = obj->node;
-	pthread_rwlock_wrlock(&n->lock);
-	ret = write_locked(obj, buf, len, off, drain, nowait);
-	if (ret == 0 && !drain)
-		n->nodrain_pending = true;
-	pthread_rwlock_unlock(&n->lock);
+	const uint8_t *src = buf;
+	size_t done = 0;
+	int64_t deadline = 0;
+	for (;;) {
+		size_t w = 0;
+		pthread_rwlock_wrlock(&n->lock);
+		ret = write_locked(obj, src + done, len - done, off + done,
+				   drain, nowait, &w);
+		if (ret == 0 && !drain)
+			n->nodrain_pending = true;
+		pthread_rwlock_unlock(&n->lock);
+		done += w;
+		if (ret != VEMS__RETRY)
+			break;
+		/*
+		 * pmem is full of extents that other writers hold while they
+		 * wait, like us, for room: with our object let go, they (or
+		 * the spiller) get through. Bounded: a pool that stays stuck
+		 * this long has a real shortage.
+		 */
+		int64_t now = vems__now_ns();
+		if (deadline == 0)
+			deadline = now + INT64_C(10000000000);
+		if (w == 0 && now > deadline) {
+			ret = vems__fail(-ENOSPC,
+					 "pmem is full: no extent could be "
+					 "evicted for 10 s (all %u frames in "
+					 "use by writes in progress)",
+					 obj->pool->nframes);
+			break;
+		}
+		if (w > 0)
+			deadline = 0;
+		vems__spill_wait(obj->pool, 1);
+	}
 	if (ret)
 		return ret;
 	VEMS_STAT_ADD(obj->pool, writes, 1);
@@ -791,6 +888,7 @@ vems_obj_truncate(struct vems_obj *obj, uint64_t size)
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
 	int ret = 0;
+retry:
 	pthread_rwlock_wrlock(&n->lock);
 	uint64_t old = n->rec->size;
 	if (size == old)
@@ -803,6 +901,13 @@ vems_obj_truncate(struct vems_obj *obj, uint64_t size)
 			ret = vems__obj_free_extents(p, n, ext_count(p, size));
 	} else {
 		ret = zero_mapped(p, n, old, size);
+		if (ret == VEMS__RETRY) {
+			/* the old end's extent must come back from the block
+			 * file first: see pwrite_common */
+			pthread_rwlock_unlock(&n->lock);
+			vems__spill_wait(p, 1);
+			goto retry;
+		}
 		if (ret == 0) {
 			vems__pmem_drain(p); /* zeros before the size */
 			ret = set_size(p, n, size);

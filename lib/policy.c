@@ -194,3 +194,31 @@ vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext)
 	p->ghost[c & p->ghost_mask] = k;
 	pthread_mutex_unlock(&p->pol_lock);
 }
+
+uint32_t
+vems__pol_victims_own(struct vems_pool *p, uint64_t serial, uint32_t lo,
+		      uint32_t hi, uint32_t *out, uint32_t max)
+{
+	uint32_t got = 0, budget = 4096;
+	pthread_mutex_lock(&p->pol_lock);
+	struct vems_fifo *qs[2] = {&p->small, &p->main};
+	for (int qi = 0; qi < 2; qi++) {
+		uint32_t f = qs[qi]->tail;
+		while (f != NIL && got < max && budget-- > 0) {
+			uint32_t prev = p->fr[f].prev;
+			const struct vems_entry *e =
+				&p->entries[p->fr[f].entry];
+			/* the caller holds `serial`'s object: its entries
+			 * cannot change, so ext_index may be read */
+			if (vems__entry_serial(e) == serial &&
+			    (e->ext_index < lo || e->ext_index > hi)) {
+				unlink_frame(p, f);
+				p->fr[f].q = VEMS_FQ_BUSY;
+				out[got++] = f;
+			}
+			f = prev;
+		}
+	}
+	pthread_mutex_unlock(&p->pol_lock);
+	return got;
+}

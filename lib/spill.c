@@ -184,11 +184,17 @@ vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 		VEMS_STAT_ADD(p, block_errors, 1);
 		vems__fail(first_err, "block file %s: %s", p->block_path,
 			   strerror(-first_err));
-	} else if (sync && wrote && (ret = ops->sync(q)) != 0) {
+	}
+	/*
+	 * The writes that did succeed are durable only after the sync: a
+	 * caller commits a transfer on res == 0, so if the sync fails (or
+	 * cannot run) every write of the batch counts as failed.
+	 */
+	if (sync && wrote && (ret = ops->sync(q)) != 0) {
 		VEMS_STAT_ADD(p, block_errors, 1);
-		first_err = ret;
+		first_err = first_err ? first_err : ret;
 		for (size_t i = 0; i < n; i++)
-			if (v[i]->write)
+			if (v[i]->write && v[i]->res == 0)
 				v[i]->res = ret;
 	}
 	ops->queue_put(p->be, q);
@@ -411,7 +417,7 @@ spill_end(struct vems_pool *p)
 
 int
 vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
-	    uint32_t lo, uint32_t hi)
+	    uint32_t lo, uint32_t hi, bool own)
 {
 	uint32_t frames[SPILL_BATCH];
 	struct victim vs[SPILL_BATCH];
@@ -419,7 +425,9 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	if (want > SPILL_BATCH)
 		want = SPILL_BATCH;
 	atomic_fetch_add(&p->spills_inflight, 1);
-	uint32_t nv = vems__pol_victims(p, frames, want);
+	uint32_t nv = own
+		? vems__pol_victims_own(p, held->serial, lo, hi, frames, want)
+		: vems__pol_victims(p, frames, want);
 	if (nv == 0) {
 		spill_end(p);
 		return 0;
@@ -511,7 +519,11 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 		}
 		pthread_mutex_unlock(&p->alloc_lock);
 		VEMS_STAT_ADD(p, sync_spills, 1);
-		int r = vems__spill(p, need - have, held, lo, hi);
+		int r = vems__spill(p, need - have, held, lo, hi, false);
+		if (r == 0 && held)
+			/* every candidate's object was busy: our own cold
+			 * extents (not those of this piece) always work */
+			r = vems__spill(p, need - have, held, lo, hi, true);
 		if (r < 0)
 			return r;
 		if (r > 0) {
@@ -519,29 +531,31 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 			continue;
 		}
 		/*
-		 * Nothing evictable now: the rest is reserved by other
-		 * writers or taken by spills in flight. Wait for a spill to
-		 * end (or 10 ms, for writers that give frames back).
+		 * Nothing could be freed now: the rest is reserved by other
+		 * writers, taken by spills in flight, or belongs to objects
+		 * that other writers hold while they wait like us. After a
+		 * few rounds the caller drops its object lock (VEMS__RETRY),
+		 * which is what lets those writers through.
 		 */
-		if (atomic_load(&p->spills_inflight) == 0 && ++idle > 100)
-			return vems__fail(-ENOSPC,
-					  "pmem is full: all %u extent frames "
-					  "are in use by writes in progress",
-					  p->nframes);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 10 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_mutex_lock(&p->sp_lock);
-		if (atomic_load(&p->spills_inflight) > 0)
-			pthread_cond_timedwait(&p->sp_done, &p->sp_lock, &ts);
-		pthread_mutex_unlock(&p->sp_lock);
-		if (idle > 0)
-			sched_yield();
+		if (++idle > 8)
+			return VEMS__RETRY;
+		vems__spill_wait(p, 1);
 	}
+}
+
+void
+vems__spill_wait(struct vems_pool *p, unsigned ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	while (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->sp_lock);
+	pthread_cond_timedwait(&p->sp_done, &p->sp_lock, &ts);
+	pthread_mutex_unlock(&p->sp_lock);
 }
 
 /* --- the background spiller ------------------------------------------ */
@@ -572,7 +586,7 @@ spiller_main(void *arg)
 			while (!p->sp_stop && have < p->high_frames) {
 				pthread_mutex_unlock(&p->sp_lock);
 				int r = vems__spill(p, p->high_frames - have,
-						    NULL, 0, 0);
+						    NULL, 0, 0, false);
 				pthread_mutex_lock(&p->sp_lock);
 				if (r <= 0)
 					break; /* full or failing: writers

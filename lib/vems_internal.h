@@ -310,6 +310,14 @@ void vems__pol_insert(struct vems_pool *p, uint32_t frame, uint32_t entry,
 void vems__pol_remove(struct vems_pool *p, uint32_t frame);
 /* Takes up to max frames out of the queues as spill candidates (BUSY). */
 uint32_t vems__pol_victims(struct vems_pool *p, uint32_t *out, uint32_t max);
+/*
+ * Candidates among the frames of one object (oldest first), other than its
+ * extents [lo, hi]: a writer that holds that object and found nothing else
+ * evictable (every other candidate's object busy) can always use these.
+ */
+uint32_t vems__pol_victims_own(struct vems_pool *p, uint64_t serial,
+			       uint32_t lo, uint32_t hi, uint32_t *out,
+			       uint32_t max);
 /* A candidate that was not spilled goes back (main queue) if still BUSY. */
 void vems__pol_putback(struct vems_pool *p, uint32_t frame);
 /* The read/write hit path: no lock, no pmem write. */
@@ -336,8 +344,17 @@ void vems__spill_stop(struct vems_pool *p);
  * never chosen), or NULL. Returns the frames freed, or -errno.
  */
 int vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
-		uint32_t lo, uint32_t hi);
-/* Takes `need` free frames, spilling synchronously while pmem is full. */
+		uint32_t lo, uint32_t hi, bool own);
+/*
+ * Internal: pmem is full of extents that cannot be evicted while the
+ * caller holds its object (other writers hold theirs): drop the object
+ * lock, wait a little, try again. Never returned to users.
+ */
+#define VEMS__RETRY (VEMS_E_BASE - 1000)
+/* Waits up to `ms` for a spill to end or frames to come back. */
+void vems__spill_wait(struct vems_pool *p, unsigned ms);
+/* Takes `need` free frames, spilling synchronously while pmem is full;
+ * VEMS__RETRY if nothing can be freed while `held` stays locked. */
 int vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 			 struct vems_objnode *held, uint32_t lo, uint32_t hi);
 /* Returns frames that were reserved and never mapped. */
@@ -396,6 +413,7 @@ struct vems_promo {
 	uint32_t ext, entry, slot;
 	uint8_t *src; /* verified bytes of the whole extent */
 	bool own;     /* src is a bounce buffer to free */
+	bool hot;     /* evicted lately (a ghost hit): main queue */
 };
 /* Brings verified copies back into free frames as clean extents (best
  * effort); takes n's lock exclusively. */
