@@ -96,9 +96,9 @@ finish(struct vems_aio_ctx *c, struct areq *r, ssize_t result)
 
 /* --- reads ------------------------------------------------------------ */
 
-/* One block read came back: check, copy out, maybe promote, unpin. */
+/* One block read came back: check it and copy it out. */
 static void
-sub_done(struct vems_aio_ctx *c, struct sub *s)
+sub_check(struct vems_aio_ctx *c, struct sub *s)
 {
 	struct vems_pool *p = c->p;
 	struct areq *r = s->r;
@@ -120,32 +120,70 @@ sub_done(struct vems_aio_ctx *c, struct sub *s)
 		else if (s->bounce)
 			memcpy(s->dst, s->buf + s->in, s->chunk);
 	}
-	if (err == 0 && s->promote) {
-		struct vems_promo pr = {s->ext, s->entry, s->slot,
-					s->buf, false,	  s->hot};
-		vems__promote(p, n, &pr, 1);
-	}
-	vems__slot_unpin(p, s->slot);
-	if (s->bounce)
-		free(s->buf);
+	s->promote = s->promote && err == 0;
 	if (err && r->err == 0)
 		r->err = err;
+}
+
+/* After promotion: unpin, free, and maybe finish the request. */
+static void
+sub_release(struct vems_aio_ctx *c, struct sub *s)
+{
+	struct areq *r = s->r;
+	vems__slot_unpin(c->p, s->slot);
+	if (s->bounce)
+		free(s->buf);
 	if (--r->pending == 0)
 		finish(c, r, r->err ? r->err : (ssize_t)r->len);
 }
 
-/* Handles block completions; waits for one if `wait`. */
+static int
+node_cmp(const void *a, const void *b)
+{
+	const struct sub *x = *(struct sub *const *)a;
+	const struct sub *y = *(struct sub *const *)b;
+	uintptr_t nx = (uintptr_t)x->r->u->obj->node;
+	uintptr_t ny = (uintptr_t)y->r->u->obj->node;
+	return nx < ny ? -1 : nx > ny;
+}
+
+/*
+ * Handles block completions; waits for one if `wait`. The misses of one
+ * batch are promoted together, per object: one exclusive lock and one pair
+ * of fences for all of them (S3-FIFO admission, as in vems_obj_pread). The
+ * slots stay pinned until then.
+ */
 static int
 reap_bios(struct vems_aio_ctx *c, bool wait)
 {
 	struct vems_bio *out[QDEPTH];
+	struct sub *subs[QDEPTH], *pro[QDEPTH];
+	struct vems_promo pr[QDEPTH];
 	int got = c->p->be->ops->reap(c->q, out, QDEPTH, wait);
 	if (got < 0)
 		return got;
+	size_t np = 0;
 	for (int i = 0; i < got; i++) {
 		c->bios_inflight--;
-		sub_done(c, out[i]->priv);
+		subs[i] = out[i]->priv;
+		sub_check(c, subs[i]);
+		if (subs[i]->promote)
+			pro[np++] = subs[i];
 	}
+	qsort(pro, np, sizeof(*pro), node_cmp);
+	for (size_t i = 0; i < np;) {
+		struct vems_objnode *n = pro[i]->r->u->obj->node;
+		size_t k = 0;
+		for (; i + k < np && pro[i + k]->r->u->obj->node == n; k++) {
+			struct sub *s = pro[i + k];
+			pr[k] = (struct vems_promo){s->ext, s->entry, s->slot,
+						    s->buf, false,    s->hot};
+		}
+		vems__promote(c->p, n, pr, k);
+		i += k;
+	}
+	for (int i = 0; i < got; i++)
+		sub_release(c, subs[i]);
 	return got;
 }
 

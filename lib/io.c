@@ -111,6 +111,11 @@ void
 vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 	      size_t cnt)
 {
+	if (cnt > MISS_BATCH) {
+		vems__promote(p, n, v, MISS_BATCH);
+		vems__promote(p, n, v + MISS_BATCH, cnt - MISS_BATCH);
+		return;
+	}
 	uint32_t frames[MISS_BATCH];
 	size_t done[MISS_BATCH], nd = 0;
 	pthread_rwlock_wrlock(&n->lock);

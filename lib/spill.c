@@ -519,11 +519,21 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 		}
 		pthread_mutex_unlock(&p->alloc_lock);
 		VEMS_STAT_ADD(p, sync_spills, 1);
-		int r = vems__spill(p, need - have, held, lo, hi, false);
+		/*
+		 * With a watermark, spill a batch ahead: the block-file
+		 * sync is per spill, so a spill per write would pay it per
+		 * write. Without one (0%), exactly what is needed.
+		 */
+		uint32_t batch = p->nframes / 8 < SPILL_BATCH ? p->nframes / 8
+							      : SPILL_BATCH;
+		if (p->low_pct == 0)
+			batch = 0;
+		uint32_t want = need - have > batch ? need - have : batch;
+		int r = vems__spill(p, want, held, lo, hi, false);
 		if (r == 0 && held)
 			/* every candidate's object was busy: our own cold
 			 * extents (not those of this piece) always work */
-			r = vems__spill(p, need - have, held, lo, hi, true);
+			r = vems__spill(p, want, held, lo, hi, true);
 		if (r < 0)
 			return r;
 		if (r > 0) {
