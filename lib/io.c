@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -450,9 +451,21 @@ store_mtime(struct vems_pool *p, struct vems_objnode *n)
 static int
 set_size(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
 {
-	int ret = store_mtime(p, n);
-	if (ret == 0)
-		ret = vems__pmem_store64(p, &n->rec->size, size);
+	/*
+	 * size and mtime share the record's cache line: two 8-byte atomic
+	 * stores, one flush of the line (one msync on the msync path), one
+	 * fence. Each store is failure-atomic on its own; mtime may lag.
+	 */
+	struct vems_obj_rec *r = n->rec;
+	int64_t m = atomic_load(&n->mtime_ns);
+	atomic_store_explicit((_Atomic int64_t *)&r->mtime_ns, m,
+			      memory_order_relaxed);
+	atomic_store_explicit((_Atomic uint64_t *)&r->size, size,
+			      memory_order_relaxed);
+	int ret = vems__pmem_flush(p, &r->size,
+				   offsetof(struct vems_obj_rec, mtime_ns) +
+					   sizeof(r->mtime_ns) -
+					   offsetof(struct vems_obj_rec, size));
 	vems__pmem_drain(p);
 	return ret;
 }
@@ -723,11 +736,11 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 	int ret;
 
 	/*
-	 * The hot path: an overwrite inside one dirty resident extent, below
-	 * the end. One copy, one fence; no entry, size or allocation to
-	 * touch, so nothing else needs ordering.
+	 * The hot path: a write inside one dirty resident extent that leaves
+	 * no gap. An overwrite is one copy and one fence; an append adds the
+	 * size store and its fence. No entry or allocation to touch.
 	 */
-	if (end <= old &&
+	if (off <= old &&
 	    (off >> p->extent_shift) == ((end - 1) >> p->extent_shift)) {
 		uint32_t ei = vems__xidx_get(
 			&n->idx, (uint32_t)(off >> p->extent_shift));
@@ -741,10 +754,15 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 				vems__frame_addr(p, f) +
 					(off & (p->extent_size - 1)),
 				src, len);
-			if (drain)
-				vems__pmem_drain(p);
 			atomic_store_explicit(&n->mtime_ns, vems__now_ns(),
 					      memory_order_relaxed);
+			/* an append within the extent: data, then size */
+			if (ret == 0 && end > old) {
+				vems__pmem_drain(p);
+				return set_size(p, n, end);
+			}
+			if (drain)
+				vems__pmem_drain(p);
 			return ret;
 		}
 	}

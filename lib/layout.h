@@ -97,6 +97,8 @@ struct vems_obj_rec {
 };
 static_assert(sizeof(struct vems_obj_rec) == 64, "obj rec layout");
 static_assert(offsetof(struct vems_obj_rec, size) == 24, "obj rec layout");
+static_assert(offsetof(struct vems_obj_rec, mtime_ns) == 40,
+	      "obj rec layout: size and mtime in one cache line");
 
 /* A name binding; `name` holds len bytes and a NUL. */
 struct vems_name_rec {

@@ -513,8 +513,10 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 			 * what it needs while it waits for the rest */
 			for (uint32_t i = 0; i < need; i++)
 				(void)vems__fl_pop(&p->free_frames, &out[i]);
+			bool low = p->free_frames.n < p->low_frames;
 			pthread_mutex_unlock(&p->alloc_lock);
-			vems__spill_kick(p);
+			if (low)
+				vems__spill_kick(p);
 			return 0;
 		}
 		pthread_mutex_unlock(&p->alloc_lock);
