@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * wl_pmem.c -- the fast tier's workloads: durable overwrites, appends,
+ * read hits, small writes, and threads; against raw pmem (the physical
+ * limit) and an ordinary file with pwrite + fdatasync
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vems.h>
+
+#include "common.h"
+
+static bool
+durable_mode(const struct bench *b)
+{
+	return strcmp(b->mode, "pmem") != 0;
+}
+
+/* Operations per round: msync and fdatasync cost ~0.1-1 ms each. */
+static size_t
+ops(const struct bench *b, bool slow)
+{
+	size_t n = slow ? 300 : durable_mode(b) ? 1500 : 20000;
+	return b->quick ? n / 10 : n;
+}
+
+/* Random page-aligned offsets in [0, span). */
+static uint64_t *
+offsets(size_t n, uint64_t span, size_t align, uint64_t seed)
+{
+	uint64_t *v = malloc(n * sizeof(*v));
+	if (!v)
+		bench_die("out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = bench_rand(&seed) % (span / align) * align;
+	return v;
+}
+
+/*
+ * A round of n ops: the round's value is the mean latency of the whole
+ * loop; one op in 16 is timed alone for the p50/p99 samples. (Timing every
+ * op perturbs what is timed: a clock read right after a persist waits for
+ * it in ways a real caller does not, and not equally for every variant.)
+ */
+#define ROUND(s, n, i, expr)                                                   \
+	do {                                                                   \
+		double r0_ = bench_now_ns();                                   \
+		for (size_t i = 0; i < (n); i++) {                             \
+			if ((i & 15) == 0) {                                   \
+				double t_ = bench_now_ns();                    \
+				expr;                                          \
+				series_lat((s), bench_now_ns() - t_);          \
+			} else {                                               \
+				expr;                                          \
+			}                                                      \
+		}                                                              \
+		series_round((s), (bench_now_ns() - r0_) / (double)(n));       \
+	} while (0)
+
+/* Durable writes of `len` bytes at random offsets: vems, raw, file. */
+static void
+durable_writes(struct bench *b, const char *wl, size_t len, bool with_file)
+{
+	const uint64_t span = b->quick ? 4 * MIB : 16 * MIB;
+	struct vpool vp;
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	struct vems_obj *o = vp_object(&vp, span);
+	struct rawpmem raw;
+	raw_map(b, &raw, span);
+	char fpath[4096];
+	int fd = with_file ? file_open(b, fpath, sizeof(fpath), span, false)
+			   : -1;
+	uint8_t *buf = aligned_alloc(4096, 4096);
+	memset(buf, 0x77, 4096);
+	size_t n = ops(b, false), nf = ops(b, true);
+	uint64_t *off = offsets(n, span, len >= 4096 ? 4096 : 64, 1);
+	struct series *sv = bench_series(b, wl, "vems", U_NS_OP);
+	struct series *sr = bench_series(b, wl,
+					 raw.is_pmem ? "raw pmem_memcpy_persist"
+						     : "raw memcpy+msync",
+					 U_NS_OP);
+	struct series *sf = with_file
+		? bench_series(b, wl, "file pwrite+fdatasync", U_NS_OP)
+		: NULL;
+	for (int r = 0; r < b->rounds; r++) {
+		ROUND(sv, n, i, CHECK(vems_obj_pwrite(o, buf, len, off[i], 0)));
+		ROUND(sr, n, i,
+		      raw_persist_copy(&raw, (uint8_t *)raw.addr + off[i], buf,
+				       len));
+		if (!sf)
+			continue;
+		ROUND(sf, nf, i, {
+			if (pwrite(fd, buf, len, (off_t)off[i]) !=
+				    (ssize_t)len ||
+			    fdatasync(fd))
+				bench_die("pwrite/fdatasync: %s",
+					  strerror(errno));
+		});
+	}
+	free(off);
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+		unlink(fpath);
+	}
+	raw_unmap(&raw);
+	vems_obj_close(&o);
+	vp_destroy(&vp);
+}
+
+void
+wl_overwrite(struct bench *b)
+{
+	durable_writes(b, "4k-overwrite", 4096, true);
+	if (!durable_mode(b)) {
+		bench_ratio(b, "4k-overwrite", "vems",
+			    "raw pmem_memcpy_persist", true, 1.3,
+			    "vems / raw pmem_memcpy_persist latency");
+		bench_ratio(b, "4k-overwrite", "file pwrite+fdatasync", "vems",
+			    false, 50,
+			    "pwrite+fdatasync / vems latency (speed-up)");
+	} else {
+		bench_ratio(b, "4k-overwrite", "vems", "file pwrite+fdatasync",
+			    true, 1.0, "vems / pwrite+fdatasync latency");
+		bench_ratio(b, "4k-overwrite", "vems", "raw memcpy+msync", true,
+			    NAN, "vems / raw memcpy+msync latency");
+	}
+}
+
+void
+wl_small_writes(struct bench *b)
+{
+	durable_writes(b, "64B-write", 64, false);
+	durable_writes(b, "256B-write", 256, false);
+	const char *raw = durable_mode(b) ? "raw memcpy+msync"
+					  : "raw pmem_memcpy_persist";
+	bench_ratio(b, "64B-write", "vems", raw, true, NAN,
+		    "vems / raw latency");
+	bench_ratio(b, "256B-write", "vems", raw, true, NAN,
+		    "vems / raw latency");
+}
+
+void
+wl_append(struct bench *b)
+{
+	const char *wl = "4k-append";
+	size_t n = ops(b, false), nf = ops(b, true);
+	struct vpool vp;
+	/* room for every round's appends without spilling */
+	uint64_t need = (uint64_t)n * 4096 * 2;
+	vp_create(b, &vp, need * 2 > b->pmem_size ? need * 2 : b->pmem_size,
+		  8 * b->pmem_size, 0, 10, 0);
+	struct vems_obj *o = vp_object(&vp, 0);
+	struct rawpmem raw;
+	raw_map(b, &raw, (uint64_t)n * 4096);
+	char fpath[4096];
+	int fd = file_open(b, fpath, sizeof(fpath), 0, false);
+	uint8_t *buf = aligned_alloc(4096, 4096);
+	memset(buf, 0x11, 4096);
+	struct series *sv = bench_series(b, wl, "vems", U_NS_OP);
+	struct series *sr = bench_series(b, wl,
+					 raw.is_pmem ? "raw pmem_memcpy_persist"
+						     : "raw memcpy+msync",
+					 U_NS_OP);
+	struct series *sf =
+		bench_series(b, wl, "file pwrite+fdatasync", U_NS_OP);
+	for (int r = 0; r < b->rounds; r++) {
+		/* a new end each round: truncate frees the extents */
+		CHECK(vems_obj_truncate(o, 0));
+		ROUND(sv, n, i,
+		      CHECK(vems_obj_pwrite(o, buf, 4096, (uint64_t)i * 4096,
+					    0)));
+		/* the raw limit: fresh pages of a mapping (populated once:
+		 * no allocation happens there at all) */
+		ROUND(sr, n, i,
+		      raw_persist_copy(&raw, (uint8_t *)raw.addr + i * 4096,
+				       buf, 4096));
+		if (ftruncate(fd, 0))
+			bench_die("ftruncate: %s", strerror(errno));
+		ROUND(sf, nf, i, {
+			if (pwrite(fd, buf, 4096, (off_t)(i * 4096)) != 4096 ||
+			    fdatasync(fd))
+				bench_die("pwrite/fdatasync: %s",
+					  strerror(errno));
+		});
+	}
+	bench_ratio(b, wl, "vems",
+		    raw.is_pmem ? "raw pmem_memcpy_persist"
+				: "raw memcpy+msync",
+		    true, durable_mode(b) ? NAN : 2.0,
+		    "vems / raw latency (allocation per 64 KiB extent)");
+	free(buf);
+	close(fd);
+	unlink(fpath);
+	raw_unmap(&raw);
+	vems_obj_close(&o);
+	vp_destroy(&vp);
+}
+
+void
+wl_read_hit(struct bench *b)
+{
+	const uint64_t span = b->quick ? 4 * MIB : 16 * MIB;
+	struct vpool vp;
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	struct vems_obj *o = vp_object(&vp, span);
+	struct rawpmem raw;
+	raw_map(b, &raw, span);
+	char fpath[4096];
+	int fd = file_open(b, fpath, sizeof(fpath), span, false);
+	uint8_t *buf = aligned_alloc(4096, 64 * KIB);
+	size_t sizes[2] = {4096, 64 * KIB};
+	const char *names[2] = {"4k-read-hit", "64k-read-hit"};
+	for (int k = 0; k < 2; k++) {
+		size_t len = sizes[k], n = ops(b, false);
+		uint64_t *off = offsets(n, span, len, 7 + (uint64_t)k);
+		struct series *sv = bench_series(b, names[k], "vems", U_NS_OP);
+		struct series *sr =
+			bench_series(b, names[k], "raw memcpy", U_NS_OP);
+		struct series *sf = bench_series(
+			b, names[k], "file pread (page cache)", U_NS_OP);
+		for (int r = 0; r < b->rounds; r++) {
+			ROUND(sv, n, i,
+			      CHECK(vems_obj_pread(o, buf, len, off[i])));
+			ROUND(sr, n, i,
+			      memcpy(buf, (uint8_t *)raw.addr + off[i], len));
+			ROUND(sf, n, i, {
+				if (pread(fd, buf, len, (off_t)off[i]) !=
+				    (ssize_t)len)
+					bench_die("pread");
+			});
+		}
+		bench_ratio(b, names[k], "vems", "raw memcpy", true, 1.3,
+			    "vems / raw memcpy latency");
+		free(off);
+	}
+	free(buf);
+	close(fd);
+	unlink(fpath);
+	raw_unmap(&raw);
+	vems_obj_close(&o);
+	vp_destroy(&vp);
+}
+
+/* --- threads ----------------------------------------------------------- */
+
+struct worker {
+	struct vems_obj *o;
+	uint64_t *off;
+	size_t n;
+	pthread_barrier_t *start;
+	double t0, t1; /* this thread's own start and end */
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t buf[4096];
+	memset(buf, 0x42, sizeof(buf));
+	pthread_barrier_wait(w->start);
+	w->t0 = bench_now_ns();
+	for (size_t i = 0; i < w->n; i++)
+		CHECK(vems_obj_pwrite(w->o, buf, sizeof(buf), w->off[i], 0));
+	w->t1 = bench_now_ns();
+	return NULL;
+}
+
+/* n threads, each on its own object: aggregate ops/s */
+static double
+run_threads(struct vems_obj **objs, uint64_t **offs, size_t n, int nthreads)
+{
+	pthread_t t[2];
+	struct worker w[2];
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){objs[i], offs[i], n, &start, 0, 0};
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	pthread_barrier_wait(&start);
+	double t0 = 0, t1 = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(t[i], NULL);
+		/* from the first start to the last end */
+		t0 = i == 0 || w[i].t0 < t0 ? w[i].t0 : t0;
+		t1 = w[i].t1 > t1 ? w[i].t1 : t1;
+	}
+	pthread_barrier_destroy(&start);
+	return (double)n * nthreads / ((t1 - t0) / 1e9);
+}
+
+void
+wl_threads(struct bench *b)
+{
+	const char *wl = "4k-overwrite-threads";
+	const uint64_t span = b->quick ? 2 * MIB : 8 * MIB;
+	struct vpool vp;
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	struct vems_obj *objs[2] = {vp_object(&vp, span), vp_object(&vp, span)};
+	size_t n = ops(b, false) * 2;
+	uint64_t *offs[2] = {offsets(n, span, 4096, 3),
+			     offsets(n, span, 4096, 4)};
+	struct series *s1 = bench_series(b, wl, "vems 1 thread", U_OPS);
+	struct series *s2 = bench_series(b, wl, "vems 2 threads", U_OPS);
+	for (int r = 0; r < b->rounds; r++) {
+		series_round(s1, run_threads(objs, offs, n, 1));
+		series_round(s2, run_threads(objs, offs, n, 2));
+	}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	bench_ratio(b, wl, "vems 2 threads", "vems 1 thread", false,
+		    cpus >= 2 ? 1.7 : NAN,
+		    "2 threads / 1 thread throughput, disjoint objects");
+	free(offs[0]);
+	free(offs[1]);
+	vems_obj_close(&objs[0]);
+	vems_obj_close(&objs[1]);
+	vp_destroy(&vp);
+}

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * wl_tier.c -- the capacity tier's workloads: spill throughput, random
+ * reads over working sets larger than pmem (hit ratio against an exact LRU
+ * of pmem's size, throughput against the block tier alone), and pool open
+ * time and DRAM use as the number of mapped extents grows
+ */
+#include <errno.h>
+#include <math.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vems.h>
+
+#include "common.h"
+
+static bool
+durable_mode(const struct bench *b)
+{
+	return strcmp(b->mode, "pmem") != 0;
+}
+
+/* --- spill throughput ------------------------------------------------ */
+
+/* Writes `total` bytes sequentially in 1 MiB calls; MiB/s. */
+static double
+vems_seq_write(struct bench *b, uint64_t total, unsigned flags,
+	       uint64_t *spills)
+{
+	struct vpool vp;
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, flags);
+	struct vems_obj *o = vp_object(&vp, 0);
+	uint8_t *buf = aligned_alloc(4096, MIB);
+	memset(buf, 0x6b, MIB);
+	double t0 = bench_now_ns();
+	for (uint64_t off = 0; off < total; off += MIB)
+		CHECK(vems_obj_pwrite(o, buf, MIB, off, 0));
+	double s = (bench_now_ns() - t0) / 1e9;
+	struct vems_pool_stats st;
+	CHECK(vems_pool_stats(vp.pool, &st));
+	*spills = st.spills;
+	free(buf);
+	vems_obj_close(&o);
+	vp_destroy(&vp);
+	return (double)total / MIB / s;
+}
+
+/* fio's figure for the same shape, or a negative number without fio. */
+static double
+fio_seq_write(struct bench *b, uint64_t total)
+{
+	if (system("command -v fio >/dev/null 2>&1") != 0)
+		return -1;
+	char path[4096], cmd[9000];
+	bench_path(b, path, sizeof(path), b->disk_dir, "fio");
+	snprintf(cmd, sizeof(cmd),
+		 "fio --name=seq --filename=%s --rw=write --bs=64k "
+		 "--iodepth=32 --ioengine=io_uring --direct=1 --size=%llu "
+		 "--fdatasync=64 --output-format=json 2>/dev/null",
+		 path, (unsigned long long)total);
+	FILE *p = popen(cmd, "r");
+	char line[512];
+	double bw = -1;
+	while (p && fgets(line, sizeof(line), p)) {
+		/* read, write and trim sections each have one: the write
+		 * job's is the only non-zero one */
+		char *k = strstr(line, "\"bw_bytes\" : ");
+		double v = k ? strtod(k + 13, NULL) / MIB : 0;
+		if (v > bw)
+			bw = v;
+	}
+	if (p)
+		pclose(p);
+	unlink(path);
+	return bw > 0 ? bw : -1;
+}
+
+void
+wl_spill(struct bench *b)
+{
+	const char *wl = "seq-1m-write-4x-pmem";
+	/* the data capacity of the pools below, 4 times over */
+	struct vpool probe;
+	vp_create(b, &probe, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	uint64_t total = probe.capacity * 4 / MIB * MIB;
+	vp_destroy(&probe);
+
+	struct series *sv =
+		bench_series(b, wl, "vems (fdatasync per batch)", U_MIBS);
+	struct series *sd = bench_series(b, wl, "vems (RWF_DSYNC)", U_MIBS);
+	struct series *sb = bench_series(
+		b, wl, "block tier O_DIRECT 64k QD32 +fdatasync/64", U_MIBS);
+	struct series *sf = NULL;
+	size_t n = total / (64 * KIB);
+	uint64_t *offs = malloc(n * sizeof(*offs));
+	for (size_t i = 0; i < n; i++)
+		offs[i] = (uint64_t)i * 64 * KIB;
+	void *bufs = aligned_alloc(4096, 32 * 64 * KIB);
+	memset(bufs, 0x29, 32 * 64 * KIB);
+	uint64_t spills = 0;
+	for (int r = 0; r < b->rounds; r++) {
+		series_round(sv, vems_seq_write(b, total, 0, &spills));
+		series_round(
+			sd,
+			vems_seq_write(b, total, VEMS_BLOCK_DSYNC, &spills));
+		char path[4096];
+		int fd = file_open(b, path, sizeof(path), 0, true);
+		if (ftruncate(fd, (off_t)total))
+			bench_die("ftruncate: %s", strerror(errno));
+		double s = uring_run(fd, true, offs, n, 64 * KIB, 32, 64, bufs);
+		series_round(sb, (double)total / MIB / s);
+		close(fd);
+		unlink(path);
+		double f = fio_seq_write(b, total);
+		if (f > 0) {
+			if (!sf)
+				sf = bench_series(
+					b, wl, "fio io_uring direct 64k QD32",
+					U_MIBS);
+			series_round(sf, f);
+		}
+	}
+	if (!sf)
+		bench_note(b, "fio not installed: no fio baseline");
+	bench_note(b,
+		   "%s: %.0f MiB written, %llu extents spilled in the "
+		   "last round",
+		   wl, (double)total / MIB, (unsigned long long)spills);
+	/* in durable mode, msync of the pmem file is the limit: no target */
+	bench_ratio(b, wl, "vems (fdatasync per batch)",
+		    "block tier O_DIRECT 64k QD32 +fdatasync/64", false,
+		    durable_mode(b) ? NAN : 0.7,
+		    "vems spill / block tier sequential write bandwidth");
+	bench_ratio(b, wl, "vems (RWF_DSYNC)", "vems (fdatasync per batch)",
+		    true, NAN, "RWF_DSYNC / fdatasync-per-batch throughput");
+	free(offs);
+	free(bufs);
+}
+
+/* --- random reads over 0.5x - 8x pmem ------------------------------- */
+
+/* An exact LRU of `cap` pages over ids in [0, n): O(1) per access. */
+struct lru {
+	uint32_t *prev, *next;
+	uint8_t *in;
+	uint32_t head, tail, count, cap;
+};
+#define NIL UINT32_MAX
+
+static void
+lru_init(struct lru *l, uint64_t n, uint32_t cap)
+{
+	l->prev = malloc(n * sizeof(uint32_t));
+	l->next = malloc(n * sizeof(uint32_t));
+	l->in = calloc(n, 1);
+	l->head = l->tail = NIL;
+	l->count = 0;
+	l->cap = cap;
+}
+
+static void
+lru_unlink(struct lru *l, uint32_t x)
+{
+	if (l->prev[x] != NIL)
+		l->next[l->prev[x]] = l->next[x];
+	else
+		l->head = l->next[x];
+	if (l->next[x] != NIL)
+		l->prev[l->next[x]] = l->prev[x];
+	else
+		l->tail = l->prev[x];
+}
+
+static bool
+lru_access(struct lru *l, uint32_t x)
+{
+	bool hit = l->in[x];
+	if (hit) {
+		lru_unlink(l, x);
+	} else {
+		if (l->count == l->cap) {
+			uint32_t v = l->tail;
+			lru_unlink(l, v);
+			l->in[v] = 0;
+			l->count--;
+		}
+		l->in[x] = 1;
+		l->count++;
+	}
+	l->prev[x] = NIL;
+	l->next[x] = l->head;
+	if (l->head != NIL)
+		l->prev[l->head] = x;
+	else
+		l->tail = x;
+	l->head = x;
+	return hit;
+}
+
+static void
+lru_fini(struct lru *l)
+{
+	free(l->prev);
+	free(l->next);
+	free(l->in);
+}
+
+/* Blocking reads of the trace; returns ops/s, *hit = pmem hit ratio. */
+static double
+vems_trace(struct vpool *vp, struct vems_obj *o, const uint32_t *tr, size_t n,
+	   double *hit)
+{
+	uint8_t *buf = aligned_alloc(4096, 4096);
+	struct vems_pool_stats a, z;
+	CHECK(vems_pool_stats(vp->pool, &a));
+	double t0 = bench_now_ns();
+	for (size_t i = 0; i < n; i++)
+		CHECK(vems_obj_pread(o, buf, 4096, (uint64_t)tr[i] * 4096));
+	double s = (bench_now_ns() - t0) / 1e9;
+	CHECK(vems_pool_stats(vp->pool, &z));
+	double h = (double)(z.pmem_hits - a.pmem_hits);
+	double m = (double)(z.block_hits - a.block_hits);
+	*hit = h + m > 0 ? h / (h + m) : 0;
+	free(buf);
+	return (double)n / s;
+}
+
+/* The same trace through the async API, qd in flight; ops/s. */
+static double
+vems_trace_async(struct vpool *vp, struct vems_obj *o, const uint32_t *tr,
+		 size_t n, unsigned qd)
+{
+	struct vems_aio_ctx *c;
+	CHECK(vems_aio_ctx_new(vp->pool, qd, &c));
+	struct vems_aio *req = calloc(qd, sizeof(*req));
+	struct vems_aio **done = calloc(qd, sizeof(*done));
+	uint8_t *bufs = aligned_alloc(4096, (size_t)qd * 4096);
+	size_t next = 0, finished = 0;
+	double t0 = bench_now_ns();
+	for (unsigned i = 0; i < qd && next < n; i++, next++) {
+		req[i] = (struct vems_aio){.obj = o,
+					   .op = VEMS_AIO_READ,
+					   .buf = bufs + (size_t)i * 4096,
+					   .len = 4096,
+					   .off = (uint64_t)tr[next] * 4096};
+		struct vems_aio *p = &req[i];
+		CHECK(vems_aio_submit(c, &p, 1));
+	}
+	while (finished < n) {
+		int k = vems_aio_wait(c, done, 1, qd, -1);
+		CHECK(k);
+		for (int i = 0; i < k; i++) {
+			if (done[i]->result != 4096)
+				bench_die("async read: %zd", done[i]->result);
+			finished++;
+			if (next < n) {
+				done[i]->off = (uint64_t)tr[next++] * 4096;
+				CHECK(vems_aio_submit(c, &done[i], 1));
+			}
+		}
+	}
+	double s = (bench_now_ns() - t0) / 1e9;
+	vems_aio_ctx_delete(&c);
+	free(req);
+	free(done);
+	free(bufs);
+	return (double)n / s;
+}
+
+void
+wl_random_reads(struct bench *b)
+{
+	static const double all[] = {0.5, 2, 4, 8}, quick[] = {0.5, 4, 8};
+	const double *fracs = b->quick ? quick : all;
+	size_t nf = b->quick ? 3 : 4;
+	static const char *dists[] = {"zipf", "uniform"};
+	uint64_t pmem = b->quick ? 16 * MIB : 64 * MIB;
+	size_t n = b->quick ? 4000 : 100000;
+	for (size_t fi = 0; fi < nf; fi++) {
+		double f = fracs[fi];
+		struct vpool vp;
+		/* 4 KiB extents: a miss reads what was asked, not 64 KiB */
+		vp_create(b, &vp, pmem, (uint64_t)(10 * pmem), 4096, 10, 0);
+		uint64_t ws = (uint64_t)((double)vp.capacity * f) / MIB * MIB;
+		uint32_t npages = (uint32_t)(ws / 4096);
+		struct vems_obj *o = vp_object(&vp, ws);
+		uint32_t *tr = malloc(n * sizeof(*tr));
+		char wl[64], hw[64];
+		for (int d = 0; d < 2; d++) {
+			uint64_t rng = 1000 + fi * 10 + (uint64_t)d;
+			struct zipf z;
+			if (d == 0)
+				zipf_init(&z, npages, 0.99);
+			struct lru l;
+			lru_init(&l, npages, (uint32_t)(vp.capacity / 4096));
+			snprintf(wl, sizeof(wl), "rand-read-%s-%gx", dists[d],
+				 f);
+			snprintf(hw, sizeof(hw), "hit-ratio-%s-%gx", dists[d],
+				 f);
+			struct series *sb =
+				bench_series(b, wl, "vems blocking", U_OPS);
+			struct series *sa =
+				bench_series(b, wl, "vems async QD32", U_OPS);
+			struct series *hv =
+				bench_series(b, hw,
+					     d ? "vems S3-FIFO, uniform"
+					       : "vems S3-FIFO, zipf 0.99",
+					     U_RATIO);
+			struct series *hl =
+				bench_series(b, hw,
+					     d ? "exact LRU, uniform"
+					       : "exact LRU, zipf 0.99",
+					     U_RATIO);
+			hv->x = hl->x = f;
+			/* one warm-up pass, then the measured rounds, each
+			 * on a fresh stretch of the same distribution */
+			for (int r = -1; r < b->rounds; r++) {
+				for (size_t i = 0; i < n; i++)
+					tr[i] = d
+						? (uint32_t)(bench_rand(&rng) %
+							     npages)
+						: (uint32_t)zipf_next(&z, &rng);
+				size_t lh = 0;
+				for (size_t i = 0; i < n; i++)
+					lh += lru_access(&l, tr[i]);
+				double hit;
+				double ops = vems_trace(&vp, o, tr, n, &hit);
+				if (r < 0)
+					continue;
+				series_round(sb, ops);
+				series_round(hv, hit);
+				series_round(hl, (double)lh / (double)n);
+				series_round(
+					sa,
+					vems_trace_async(&vp, o, tr, n, 32));
+			}
+			lru_fini(&l);
+			if (d == 0 && f == 4)
+				bench_ratio(b, hw, hv->variant, hl->variant,
+					    false, durable_mode(b) ? NAN : 1.0,
+					    "vems / exact LRU hit ratio");
+		}
+		/* the block tier alone, same size, QD32 random 4 KiB */
+		char path[4096];
+		int fd = file_open(b, path, sizeof(path), ws, true);
+		uint64_t *offs = malloc(n * sizeof(*offs));
+		uint64_t rng = 77;
+		for (size_t i = 0; i < n; i++)
+			offs[i] = bench_rand(&rng) % npages * 4096;
+		void *bufs = aligned_alloc(4096, 32 * 4096);
+		snprintf(wl, sizeof(wl), "rand-read-uniform-%gx", f);
+		struct series *st =
+			bench_series(b, wl, "block tier O_DIRECT QD32", U_OPS);
+		for (int r = 0; r < b->rounds; r++)
+			series_round(st,
+				     (double)n /
+					     uring_run(fd, false, offs, n, 4096,
+						       32, 0, bufs));
+		if (f == 8)
+			bench_ratio(b, wl, "vems async QD32",
+				    "block tier O_DIRECT QD32", false,
+				    durable_mode(b) ? NAN : 0.7,
+				    "vems async / block tier IOPS (~88% miss)");
+		close(fd);
+		unlink(path);
+		free(offs);
+		free(bufs);
+		free(tr);
+		vems_obj_close(&o);
+		vp_destroy(&vp);
+	}
+}
+
+/* --- open time and DRAM per mapped extent ---------------------------- */
+
+static size_t
+heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+}
+
+/*
+ * One pool whose pmem holds the largest count; DRAM is measured as the
+ * heap of the open pool with n extents mapped minus that of the same pool
+ * with none, so the per-pool costs (libpmemobj's runtime, the free lists
+ * sized by the geometry) are not charged to the extents.
+ */
+void
+wl_open_scale(struct bench *b)
+{
+	uint64_t counts[3] = {10000, 100000, 1000000};
+	int nc = b->quick || durable_mode(b) ? 2 : 3;
+	if (nc < 3)
+		bench_note(b,
+			   "open-scale: 1e6 extents only in a full pmem-mode "
+			   "run (4 GiB of pmem)");
+	uint64_t max = counts[nc - 1] * 4096;
+	struct vpool vp;
+	vp_create(b, &vp, max + max / 4 + 32 * MIB, 64 * MIB, 4096, 0, 0);
+	if (vp.capacity < max)
+		bench_die("open-scale: pmem holds %llu < %llu",
+			  (unsigned long long)vp.capacity,
+			  (unsigned long long)max);
+	struct vems_obj *o = vp_object(&vp, 0);
+	vems_obj_close(&o);
+	CHECK(vems_pool_close(&vp.pool));
+	size_t h0 = heap_in_use();
+	CHECK(vems_pool_open(&vp.pool, vp.pmem, NULL));
+	size_t empty = heap_in_use() - h0;
+	uint8_t *buf = malloc(MIB);
+	memset(buf, 0x19, MIB);
+	uint64_t written = 0;
+	for (int k = 0; k < nc; k++) {
+		uint64_t n = counts[k], data = n * 4096;
+		struct vems_oid oid = {1, 1};
+		CHECK(vems_obj_open(vp.pool, oid, 0, &o));
+		for (; written < data; written += MIB)
+			CHECK(vems_obj_pwrite(
+				o, buf,
+				data - written < MIB ? data - written : MIB,
+				written, VEMS_W_NODRAIN));
+		written = data;
+		CHECK(vems_obj_persist(o));
+		vems_obj_close(&o);
+		CHECK(vems_pool_close(&vp.pool));
+		char wl[64];
+		snprintf(wl, sizeof(wl), "open-%llu-extents",
+			 (unsigned long long)n);
+		struct series *so = bench_series(b, wl, "open time", U_SECONDS);
+		struct series *sp = bench_series(
+			b, wl, "open seconds per 1e6 extents", U_SECONDS);
+		struct series *sm =
+			bench_series(b, wl, "DRAM bytes per extent", U_BYTES);
+		for (int r = 0; r < b->rounds; r++) {
+			h0 = heap_in_use();
+			double t0 = bench_now_ns();
+			CHECK(vems_pool_open(&vp.pool, vp.pmem, NULL));
+			double s = (bench_now_ns() - t0) / 1e9;
+			size_t h1 = heap_in_use();
+			series_round(so, s);
+			series_round(sp, s * 1e6 / (double)n);
+			series_round(sm,
+				     ((double)(h1 - h0) - (double)empty) /
+					     (double)n);
+			if (r < b->rounds - 1)
+				CHECK(vems_pool_close(&vp.pool));
+		}
+		bench_ratio(b, wl, "open seconds per 1e6 extents", "", true,
+			    1.0, "open time per million mapped extents (s)");
+		bench_ratio(b, wl, "DRAM bytes per extent", "", true, 64,
+			    "DRAM index per mapped extent (B)");
+	}
+	free(buf);
+	vp_destroy(&vp);
+}
