@@ -243,7 +243,8 @@ struct victim {
 	uint32_t frame, entry, slot, crc, gen, ext;
 	uint64_t serial;
 	uint8_t state; /* at pick time: PMEM (needs I/O) or BOTH */
-	bool live;     /* still to be committed */
+	bool live;     /* prepared, still to be committed */
+	int res;       /* after phase c: 1 freed, or -errno */
 	struct vems_bio bio;
 };
 
@@ -263,14 +264,26 @@ vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
 /*
  * Locks n for a spill phase; the held object needs none. Never waits for
  * long: a writer that spills synchronously holds its own object and may be
- * waiting for this very spill to end, so a busy object is skipped (its
- * extents are in use, hence not cold anyway).
+ * waiting for this very spill to end, so it only tries; the background
+ * spiller (holding nothing) waits up to 50 ms, then gives up this object
+ * (its extents are in use, hence not cold anyway).
  */
 static bool
 lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 {
 	if (n == held)
 		return true;
+	if (held == NULL) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		return (excl ? pthread_rwlock_timedwrlock(&n->lock, &ts)
+			     : pthread_rwlock_timedrdlock(&n->lock, &ts)) == 0;
+	}
 	for (int i = 0; i < 64; i++) {
 		if ((excl ? pthread_rwlock_trywrlock(&n->lock)
 			  : pthread_rwlock_tryrdlock(&n->lock)) == 0)
@@ -300,108 +313,117 @@ lock_meta(struct vems_pool *p, struct vems_objnode *held)
 	return true;
 }
 
-/* Phase a for one victim; returns false if it is not spilled now. */
-static bool
-prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
-	uint32_t lo, uint32_t hi, bool have_meta, bool *block_full)
+static struct vems_objnode *
+owner(struct vems_pool *p, uint64_t serial, struct vems_objnode *held,
+      bool have_meta)
 {
-	pthread_mutex_lock(&p->pol_lock);
-	v->entry = p->fr[v->frame].entry;
-	pthread_mutex_unlock(&p->pol_lock);
-	const struct vems_entry *e = &p->entries[v->entry];
-	v->serial = vems__entry_serial(e);
-	struct vems_objnode *n = NULL;
-	if (held && v->serial == held->serial)
-		n = held;
-	else if (have_meta)
-		n = vems__obj_by_serial(p, v->serial);
-	if (n == NULL)
-		return false;
-	if (!lock_obj(n, held, false))
-		return false;
-	bool ok = false;
-	/* re-read under the lock: the frame may have changed owner */
-	if (vems__entry_serial(e) == v->serial && e->frame == v->frame &&
-	    (e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH) &&
-	    !(n == held && e->ext_index >= lo && e->ext_index <= hi)) {
-		v->ext = e->ext_index;
-		v->state = e->state;
-		v->gen = atomic_load_explicit(&p->fr[v->frame].gen,
-					      memory_order_relaxed);
-		ok = true;
-		if (v->state == VEMS_ES_PMEM) {
-			if (!slot_alloc(p, &v->slot)) {
-				*block_full = true;
-				ok = false;
-			} else {
-				uint8_t *f = vems__frame_addr(p, v->frame);
-				v->crc = vems__crc32c(f, p->extent_size);
-				v->bio = (struct vems_bio){
-					.buf = f,
-					.off = vems__slot_off(p, v->slot),
-					.len = (uint32_t)p->extent_size,
-					.write = true};
-			}
-		}
-	}
-	unlock_obj(n, held);
-	return ok;
+	if (held && serial == held->serial)
+		return held;
+	return have_meta ? vems__obj_by_serial(p, serial) : NULL;
 }
 
-/* Phase c for one victim; returns 1 if the frame was freed, 0 if not. */
-static int
-commit(struct vems_pool *p, struct victim *v, struct vems_objnode *held,
-       bool have_meta)
+/* Phase a for one victim, its object locked shared; false: not now. */
+static bool
+prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
+	struct vems_objnode *held, uint32_t lo, uint32_t hi, bool *block_full)
 {
-	struct vems_objnode *n = NULL;
-	if (held && v->serial == held->serial)
-		n = held;
-	else if (have_meta)
-		n = vems__obj_by_serial(p, v->serial);
-	if (n == NULL || !lock_obj(n, held, true))
-		return -EAGAIN; /* removed, or busy: give up this one */
-	struct vems_entry *e = &p->entries[v->entry];
+	const struct vems_entry *e = &p->entries[v->entry];
+	/* re-read under the lock: the frame may have changed owner */
 	if (vems__entry_serial(e) != v->serial || e->frame != v->frame ||
-	    e->state != v->state ||
-	    atomic_load_explicit(&p->fr[v->frame].gen, memory_order_relaxed) !=
-		    v->gen) {
-		unlock_obj(n, held);
-		return -EAGAIN; /* written, truncated or moved meanwhile */
+	    (e->state != VEMS_ES_PMEM && e->state != VEMS_ES_BOTH) ||
+	    (n == held && e->ext_index >= lo && e->ext_index <= hi))
+		return false;
+	v->ext = e->ext_index;
+	v->state = e->state;
+	v->gen = atomic_load_explicit(&p->fr[v->frame].gen,
+				      memory_order_relaxed);
+	if (v->state == VEMS_ES_BOTH)
+		return true; /* clean: no I/O */
+	if (!slot_alloc(p, &v->slot)) {
+		*block_full = true;
+		return false;
 	}
-	int ret = 0;
-	if (v->state == VEMS_ES_PMEM) {
+	uint8_t *f = vems__frame_addr(p, v->frame);
+	v->crc = vems__crc32c(f, p->extent_size);
+	v->bio = (struct vems_bio){.buf = f,
+				   .off = vems__slot_off(p, v->slot),
+				   .len = (uint32_t)p->extent_size,
+				   .write = true};
+	return true;
+}
+
+/* Still what phase a saw (nobody wrote, moved or freed it)? n locked. */
+static bool
+unchanged(struct vems_pool *p, const struct victim *v)
+{
+	const struct vems_entry *e = &p->entries[v->entry];
+	return vems__entry_serial(e) == v->serial && e->frame == v->frame &&
+		e->state == v->state &&
+		atomic_load_explicit(&p->fr[v->frame].gen,
+				     memory_order_relaxed) == v->gen;
+}
+
+/*
+ * Phase c for the victims [0, cnt) of one object, locked exclusively:
+ * slots and crcs of the dirty ones, one fence, every state store, one
+ * fence, then the frames go. Sets v->res: 1 freed, -EAGAIN changed
+ * meanwhile, other < 0 failed at an msync.
+ */
+static void
+commit_group(struct vems_pool *p, struct vems_objnode *n, struct victim *v,
+	     size_t cnt)
+{
+	int err = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		if (!unchanged(p, &v[i])) {
+			v[i].res = -EAGAIN;
+			continue;
+		}
+		v[i].res = 1;
+		if (v[i].state != VEMS_ES_PMEM)
+			continue;
 		/* slot and crc are ignored while the state is PMEM */
-		e->slot = v->slot;
-		e->crc = v->crc;
-		ret = vems__pmem_flush(p, &e->slot,
-				       sizeof(e->slot) + sizeof(e->crc));
-		vems__pmem_drain(p); /* slot/crc before the state naming them */
+		struct vems_entry *e = &p->entries[v[i].entry];
+		e->slot = v[i].slot;
+		e->crc = v[i].crc;
+		if (!err)
+			err = vems__pmem_flush(
+				p, &e->slot, sizeof(e->slot) + sizeof(e->crc));
 	}
-	if (ret == 0)
-		ret = vems__pmem_store8(p, &e->state, VEMS_ES_BLOCK);
-	vems__pmem_drain(p); /* the switch, before the frame is reused */
-	if (ret) {
-		/* msync failed: the state store may or may not be durable;
-		 * keep the frame and the slot, both stay valid for BLOCK */
-		unlock_obj(n, held);
-		return ret;
+	vems__pmem_drain(p); /* slots and crcs before the states naming them */
+	for (size_t i = 0; i < cnt; i++) {
+		if (v[i].res != 1)
+			continue;
+		if (err) {
+			v[i].res = err; /* nothing switched: keep it all */
+			continue;
+		}
+		int r = vems__pmem_store8(p, &p->entries[v[i].entry].state,
+					  VEMS_ES_BLOCK);
+		if (r)
+			v[i].res = err = r; /* may or may not be durable */
 	}
-	if (v->state == VEMS_ES_PMEM)
-		vems__slot_committed(p, v->slot);
-	n->nstate[v->state]--;
-	n->nstate[VEMS_ES_BLOCK]++;
-	atomic_fetch_sub(&p->nstate[v->state], 1);
-	atomic_fetch_add(&p->nstate[VEMS_ES_BLOCK], 1);
-	vems__frame_free(p, v->frame);
-	unlock_obj(n, held);
-	vems__ghost_add(p, v->serial, v->ext);
-	if (v->state == VEMS_ES_PMEM) {
-		VEMS_STAT_ADD(p, spills, 1);
-		VEMS_STAT_ADD(p, bytes_spilled, p->extent_size);
-	} else {
-		VEMS_STAT_ADD(p, clean_drops, 1);
+	vems__pmem_drain(p); /* the switches, before the frames are reused */
+	for (size_t i = 0; i < cnt; i++) {
+		if (v[i].res != 1)
+			continue;
+		if (v[i].state == VEMS_ES_PMEM)
+			vems__slot_committed(p, v[i].slot);
+		n->nstate[v[i].state]--;
+		n->nstate[VEMS_ES_BLOCK]++;
+		atomic_fetch_sub(&p->nstate[v[i].state], 1);
+		atomic_fetch_add(&p->nstate[VEMS_ES_BLOCK], 1);
+		vems__frame_free(p, v[i].frame);
 	}
-	return 1;
+}
+
+static int
+victim_cmp(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	if (x->serial != y->serial)
+		return x->serial < y->serial ? -1 : 1;
+	return x->frame < y->frame ? -1 : x->frame > y->frame;
 }
 
 /* Ends a spill round; true if other spills are still in flight. */
@@ -432,18 +454,36 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		spill_end(p);
 		return 0;
 	}
+	/* owners, then grouped: one lock per object and phase */
+	pthread_mutex_lock(&p->pol_lock);
+	for (uint32_t i = 0; i < nv; i++) {
+		vs[i] = (struct victim){.frame = frames[i],
+					.entry = p->fr[frames[i]].entry};
+		vs[i].serial = vems__entry_serial(&p->entries[vs[i].entry]);
+	}
+	pthread_mutex_unlock(&p->pol_lock);
+	qsort(vs, nv, sizeof(*vs), victim_cmp);
 
 	bool block_full = false;
 	bool have_meta = lock_meta(p, held);
 	size_t nio = 0;
-	for (uint32_t i = 0; i < nv; i++) {
-		vs[i] = (struct victim){.frame = frames[i]};
-		vs[i].live = prepare(p, &vs[i], held, lo, hi, have_meta,
-				     &block_full);
-		if (!vs[i].live)
-			vems__pol_putback(p, frames[i]);
-		else if (vs[i].state == VEMS_ES_PMEM)
-			bios[nio++] = &vs[i].bio;
+	for (uint32_t i = 0, j; i < nv; i = j) {
+		for (j = i; j < nv && vs[j].serial == vs[i].serial; j++)
+			;
+		struct vems_objnode *n =
+			owner(p, vs[i].serial, held, have_meta);
+		bool locked = n && lock_obj(n, held, false);
+		for (uint32_t k = i; k < j; k++) {
+			vs[k].live = locked &&
+				prepare(p, &vs[k], n, held, lo, hi,
+					&block_full);
+			if (!vs[k].live)
+				vems__pol_putback(p, vs[k].frame);
+			else if (vs[k].state == VEMS_ES_PMEM)
+				bios[nio++] = &vs[k].bio;
+		}
+		if (locked)
+			unlock_obj(n, held);
 	}
 	if (have_meta)
 		pthread_rwlock_unlock(&p->meta_lock);
@@ -453,28 +493,69 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 
 	have_meta = lock_meta(p, held);
 	int freed = 0, err = 0;
-	for (uint32_t i = 0; i < nv; i++) {
-		struct victim *v = &vs[i];
-		if (!v->live)
-			continue;
-		int r = (v->state == VEMS_ES_PMEM && v->bio.res != 0)
-			? v->bio.res
-			: commit(p, v, held, have_meta);
-		if (r == 1) {
-			freed++;
-			continue;
+	for (uint32_t i = 0, j; i < nv; i = j) {
+		for (j = i; j < nv && vs[j].serial == vs[i].serial; j++)
+			;
+		/* failed transfers drop out; the rest commit together */
+		uint32_t k = i;
+		for (uint32_t x = i; x < j; x++) {
+			if (!vs[x].live)
+				continue;
+			if (vs[x].state == VEMS_ES_PMEM && vs[x].bio.res) {
+				vs[x].res = vs[x].bio.res;
+				vs[x].live = false;
+			}
+			struct victim t = vs[k];
+			vs[k] = vs[x];
+			vs[x] = t;
+			k++;
 		}
-		if (r != -EAGAIN && err == 0)
-			err = r;
-		/*
-		 * The slot was never named by the entry unless a commit
-		 * failed at its msync (then the state store may be durable:
-		 * keep the slot; the next open settles it).
-		 */
-		if (v->state == VEMS_ES_PMEM &&
-		    (v->bio.res != 0 || r == -EAGAIN))
-			vems__slot_free(p, v->slot);
-		vems__pol_putback(p, v->frame);
+		/* now [i, k) were prepared; of them, live ones to commit */
+		uint32_t c = i;
+		for (uint32_t x = i; x < k; x++)
+			if (vs[x].live) {
+				struct victim t = vs[c];
+				vs[c] = vs[x];
+				vs[x] = t;
+				c++;
+			}
+		struct vems_objnode *n =
+			c > i ? owner(p, vs[i].serial, held, have_meta) : NULL;
+		if (n && lock_obj(n, held, true)) {
+			commit_group(p, n, vs + i, c - i);
+			unlock_obj(n, held);
+		} else {
+			for (uint32_t x = i; x < c; x++)
+				vs[x].res = -EAGAIN; /* removed, or busy */
+		}
+		for (uint32_t x = i; x < k; x++) {
+			struct victim *v = &vs[x];
+			int r = v->res;
+			if (r == 1) {
+				freed++;
+				vems__ghost_add(p, v->serial, v->ext);
+				if (v->state == VEMS_ES_PMEM) {
+					VEMS_STAT_ADD(p, spills, 1);
+					VEMS_STAT_ADD(p, bytes_spilled,
+						      p->extent_size);
+				} else {
+					VEMS_STAT_ADD(p, clean_drops, 1);
+				}
+				continue;
+			}
+			if (r != -EAGAIN && err == 0)
+				err = r;
+			/*
+			 * The slot was never named by the entry unless a
+			 * commit failed at its msync (then the state store
+			 * may be durable: keep the slot; the next open
+			 * settles it).
+			 */
+			if (v->state == VEMS_ES_PMEM &&
+			    (v->bio.res != 0 || r == -EAGAIN))
+				vems__slot_free(p, v->slot);
+			vems__pol_putback(p, v->frame);
+		}
 	}
 	if (have_meta)
 		pthread_rwlock_unlock(&p->meta_lock);
