@@ -69,7 +69,8 @@ durable_writes(struct bench *b, const char *wl, size_t len, bool with_file)
 {
 	const uint64_t span = b->quick ? 4 * MIB : 16 * MIB;
 	struct vpool vp;
-	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, 0);
 	struct vems_obj *o = vp_object(&vp, span);
 	struct rawpmem raw;
 	raw_map(b, &raw, span);
@@ -155,7 +156,7 @@ wl_append(struct bench *b)
 	/* room for every round's appends without spilling */
 	uint64_t need = (uint64_t)n * 4096 * 2;
 	vp_create(b, &vp, need * 2 > b->pmem_size ? need * 2 : b->pmem_size,
-		  8 * b->pmem_size, 0, 10, 0);
+		  8 * b->pmem_size, 0, VEMS_LOW_WATERMARK_DEFAULT, 0);
 	struct vems_obj *o = vp_object(&vp, 0);
 	struct rawpmem raw;
 	raw_map(b, &raw, (uint64_t)n * 4096);
@@ -208,7 +209,8 @@ wl_read_hit(struct bench *b)
 {
 	const uint64_t span = b->quick ? 4 * MIB : 16 * MIB;
 	struct vpool vp;
-	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, 0);
 	struct vems_obj *o = vp_object(&vp, span);
 	struct rawpmem raw;
 	raw_map(b, &raw, span);
@@ -302,7 +304,8 @@ wl_threads(struct bench *b)
 	const char *wl = "4k-overwrite-threads";
 	const uint64_t span = b->quick ? 2 * MIB : 8 * MIB;
 	struct vpool vp;
-	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, 0);
 	struct vems_obj *objs[2] = {vp_object(&vp, span), vp_object(&vp, span)};
 	size_t n = ops(b, false) * 2;
 	uint64_t *offs[2] = {offsets(n, span, 4096, 3),

@@ -32,7 +32,8 @@ vems_seq_write(struct bench *b, uint64_t total, unsigned flags,
 	       uint64_t *spills)
 {
 	struct vpool vp;
-	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0, 10, flags);
+	vp_create(b, &vp, b->pmem_size, 8 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, flags);
 	struct vems_obj *o = vp_object(&vp, 0);
 	uint8_t *buf = aligned_alloc(4096, MIB);
 	memset(buf, 0x6b, MIB);
@@ -85,7 +86,8 @@ wl_spill(struct bench *b)
 	const char *wl = "seq-1m-write-4x-pmem";
 	/* the data capacity of the pools below, 4 times over */
 	struct vpool probe;
-	vp_create(b, &probe, b->pmem_size, 8 * b->pmem_size, 0, 10, 0);
+	vp_create(b, &probe, b->pmem_size, 8 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, 0);
 	uint64_t total = probe.capacity * 4 / MIB * MIB;
 	vp_destroy(&probe);
 
@@ -279,12 +281,13 @@ wl_random_reads(struct bench *b)
 	size_t nf = b->quick ? 3 : 4;
 	static const char *dists[] = {"zipf", "uniform"};
 	uint64_t pmem = b->quick ? 16 * MIB : 64 * MIB;
-	size_t n = b->quick ? 4000 : 100000;
+	size_t n = b->quick ? 4000 : 40000;
 	for (size_t fi = 0; fi < nf; fi++) {
 		double f = fracs[fi];
 		struct vpool vp;
 		/* 4 KiB extents: a miss reads what was asked, not 64 KiB */
-		vp_create(b, &vp, pmem, (uint64_t)(10 * pmem), 4096, 10, 0);
+		vp_create(b, &vp, pmem, (uint64_t)(10 * pmem), 4096,
+			  VEMS_LOW_WATERMARK_DEFAULT, 0);
 		uint64_t ws = (uint64_t)((double)vp.capacity * f) / MIB * MIB;
 		uint32_t npages = (uint32_t)(ws / 4096);
 		struct vems_obj *o = vp_object(&vp, ws);

@@ -139,13 +139,13 @@ VEMS_API int vems_config_set_extent_size(struct vems_config *cfg,
 
 /*
  * The low watermark, in percent of pmem's extent frames (used by open and
- * create; default 10). A background spiller per pool keeps at least this
+ * create; default 5). A background spiller per pool keeps at least this
  * share of frames free by writing cold extents to the block file in
  * batches, up to 5% more than the mark. 0 turns the spiller off: writers
  * then spill synchronously when pmem is full, as they always do when the
  * spiller falls behind. Errors: -EINVAL (over 50).
  */
-#define VEMS_LOW_WATERMARK_DEFAULT 10u
+#define VEMS_LOW_WATERMARK_DEFAULT 5u
 VEMS_API int vems_config_set_low_watermark(struct vems_config *cfg,
 					   unsigned percent);
 

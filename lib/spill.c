@@ -707,7 +707,7 @@ vems__spill_start(struct vems_pool *p, const struct vems_config *cfg)
 {
 	p->low_pct = cfg ? cfg->low_watermark : 10;
 	p->low_frames = (uint32_t)((uint64_t)p->nframes * p->low_pct / 100);
-	uint32_t step = p->nframes / 20 > 1 ? p->nframes / 20 : 1;
+	uint32_t step = p->nframes / 40 > 1 ? p->nframes / 40 : 1;
 	p->high_frames = p->low_frames + step;
 	if (p->high_frames > p->nframes)
 		p->high_frames = p->nframes;
