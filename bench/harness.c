@@ -545,13 +545,15 @@ plots(struct bench *b, const char *dir)
 	if (bars)
 		fprintf(g,
 			"set output '%s/%s-throughput.png'\n"
-			"set terminal pngcairo size 1000,%d noenhanced\n"
+			"set terminal pngcairo size 1200,%d noenhanced\n"
 			"set title 'throughput, medians (%s mode)'\n"
-			"set xlabel 'MiB/s or kops/s'\nset ylabel ''\n"
+			"set xlabel 'MiB/s or kops/s (log scale)'\n"
+			"set ylabel ''\nset logscale x\nset format x '%%g'\n"
 			"set style fill solid 0.6\nset yrange [-1:%d]\n"
-			"set xrange [0:*]\n"
-			"plot '%s' using ($2*0.5):0:($2*0.5):(0.35):"
+			"set xrange [1:*]\n"
+			"plot '%s' using 2:0:(1):2:($0-0.35):($0+0.35):"
 			"yticlabels(1) with boxxyerror notitle\n"
+			"unset logscale x\nset format x\n"
 			"set xrange [*:*]\nset yrange [*:*]\n"
 			"set terminal pngcairo size 900,560 noenhanced\n",
 			dir, b->mode, 120 + 28 * bars, b->mode, bars, dat);
@@ -564,6 +566,7 @@ plots(struct bench *b, const char *dir)
 		"set title 'pmem hit ratio vs working set (%s mode)'\n"
 		"set xlabel 'working set / pmem capacity'\n"
 		"set ylabel 'hit ratio'\nset yrange [0:1.05]\n"
+		"set key left bottom\n"
 		"set logscale x 2\nplot ",
 		dir, b->mode, b->mode);
 	for (size_t i = 0; i < b->ns; i++) {

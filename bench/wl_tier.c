@@ -276,12 +276,17 @@ vems_trace_async(struct vpool *vp, struct vems_obj *o, const uint32_t *tr,
 void
 wl_random_reads(struct bench *b)
 {
+	/* quick: a smoke run; in durable mode every promotion is an msync,
+	 * so only the 4x point */
 	static const double all[] = {0.5, 2, 4, 8}, quick[] = {0.5, 4, 8};
-	const double *fracs = b->quick ? quick : all;
-	size_t nf = b->quick ? 3 : 4;
+	static const double quick_durable[] = {4};
+	const double *fracs = !b->quick ? all
+		: durable_mode(b)	? quick_durable
+					: quick;
+	size_t nf = !b->quick ? 4 : durable_mode(b) ? 1 : 3;
 	static const char *dists[] = {"zipf", "uniform"};
 	uint64_t pmem = b->quick ? 16 * MIB : 64 * MIB;
-	size_t n = b->quick ? 4000 : 40000;
+	size_t n = b->quick ? (durable_mode(b) ? 1000 : 4000) : 40000;
 	for (size_t fi = 0; fi < nf; fi++) {
 		double f = fracs[fi];
 		struct vpool vp;
@@ -397,7 +402,9 @@ void
 wl_open_scale(struct bench *b)
 {
 	uint64_t counts[3] = {10000, 100000, 1000000};
-	int nc = b->quick || durable_mode(b) ? 2 : 3;
+	/* durable mode writes the pmem file through msync, 4 KiB a time */
+	int nc = !b->quick ? (durable_mode(b) ? 2 : 3)
+			   : (durable_mode(b) ? 1 : 2);
 	if (nc < 3)
 		bench_note(b,
 			   "open-scale: 1e6 extents only in a full pmem-mode "

@@ -301,8 +301,11 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		done += chunk;
 	}
 	pthread_rwlock_unlock(&n->lock);
-	VEMS_STAT_ADD(p, pmem_hits, hits);
-	VEMS_STAT_ADD(p, hole_reads, holes);
+	struct vems_counters *c = VEMS_STATS(p);
+	if (hits)
+		VEMS_STAT_ADD_TO(c, pmem_hits, hits);
+	if (holes)
+		VEMS_STAT_ADD_TO(c, hole_reads, holes);
 
 	if (ret)
 		for (size_t i = 0; i < nm; i++)
@@ -320,8 +323,8 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		free(m);
 	if (ret)
 		return ret;
-	VEMS_STAT_ADD(p, reads, 1);
-	VEMS_STAT_ADD(p, bytes_read, done);
+	VEMS_STAT_ADD_TO(c, reads, 1);
+	VEMS_STAT_ADD_TO(c, bytes_read, done);
 	return (ssize_t)done;
 }
 
@@ -877,8 +880,9 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	}
 	if (ret)
 		return ret;
-	VEMS_STAT_ADD(obj->pool, writes, 1);
-	VEMS_STAT_ADD(obj->pool, bytes_written, len);
+	struct vems_counters *c = VEMS_STATS(obj->pool);
+	VEMS_STAT_ADD_TO(c, writes, 1);
+	VEMS_STAT_ADD_TO(c, bytes_written, len);
 	return (ssize_t)len;
 }
 

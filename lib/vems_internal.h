@@ -446,6 +446,10 @@ vems__now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The calling thread's shard, for several adds in a row. */
+#define VEMS_STATS(p) (&(p)->st[vems__stat_shard()])
+#define VEMS_STAT_ADD_TO(c, field, v)                                          \
+	atomic_fetch_add_explicit(&(c)->field, (v), memory_order_relaxed)
 #define VEMS_STAT_ADD(p, field, v)                                             \
 	atomic_fetch_add_explicit(&(p)->st[vems__stat_shard()].field, (v),     \
 				  memory_order_relaxed)
