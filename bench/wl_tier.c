@@ -286,7 +286,9 @@ wl_random_reads(struct bench *b)
 	size_t nf = !b->quick ? 4 : durable_mode(b) ? 1 : 3;
 	static const char *dists[] = {"zipf", "uniform"};
 	uint64_t pmem = b->quick ? 16 * MIB : 64 * MIB;
-	size_t n = b->quick ? (durable_mode(b) ? 1000 : 4000) : 40000;
+	/* durable mode: each promotion is a few msyncs (~0.1 ms each) */
+	size_t n = b->quick ? (durable_mode(b) ? 1000 : 4000)
+			    : (durable_mode(b) ? 8000 : 40000);
 	for (size_t fi = 0; fi < nf; fi++) {
 		double f = fracs[fi];
 		struct vpool vp;
@@ -460,8 +462,12 @@ wl_open_scale(struct bench *b)
 			if (r < b->rounds - 1)
 				CHECK(vems_pool_close(&vp.pool));
 		}
+		/* judged at the largest count: open walks the whole entry
+		 * table and the geometry's free lists, so with few extents
+		 * mapped in a pool sized for many the fixed part dominates */
 		bench_ratio(b, wl, "open seconds per 1e6 extents", "", true,
-			    1.0, "open time per million mapped extents (s)");
+			    k == nc - 1 ? 1.0 : NAN,
+			    "open time per million mapped extents (s)");
 		bench_ratio(b, wl, "DRAM bytes per extent", "", true, 64,
 			    "DRAM index per mapped extent (B)");
 	}

@@ -516,7 +516,7 @@ release_new(struct vems_pool *p, struct vems_objnode *n, const struct wext *w,
 static int
 write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 	    size_t len, uint64_t off, uint64_t new_size, bool drain,
-	    bool nowait)
+	    bool nowait, bool size_follows)
 {
 	uint64_t es = p->extent_size, end = off + len;
 	uint32_t pf = (uint32_t)(off >> p->extent_shift);
@@ -657,7 +657,20 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		}
 		if (ret)
 			goto fail;
-		vems__pmem_drain(p); /* entries before the size, slot reuse */
+		/*
+		 * Before a freed slot is reused, and before the size that
+		 * covers them. The latter fence is the size's own when only
+		 * new entries are committed and a size store follows: a
+		 * crash may then make either durable first, and both orders
+		 * are safe (a size over an unmapped extent reads zeros, as
+		 * past the old end; an entry past the size is freed at
+		 * open).
+		 */
+		bool late = false;
+		for (size_t i = 0; i < nw; i++)
+			late |= !w[i].is_new;
+		if (late || !size_follows)
+			vems__pmem_drain(p);
 		uint32_t nnew = 0;
 		for (size_t i = 0; i < nw; i++) {
 			if (w[i].is_new) {
@@ -791,7 +804,7 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 		ret = write_piece(p, n, src + (pos - off), (size_t)(stop - pos),
 				  pos, new_size,
 				  drain || (stop == end && new_size != old),
-				  nowait);
+				  nowait, new_size != old);
 		if (ret == VEMS__RETRY && pos > off) {
 			/* the caller lets go of the object for a moment:
 			 * publish the pieces written so far, as a shorter
