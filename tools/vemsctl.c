@@ -1500,8 +1500,10 @@ static const struct command commands[] = {
 	 {"POOL"},
 	 "POOL [--metadata-only]",
 	 "verify a pool",
-	 "Verifies every metadata invariant of the pool, then reads every "
-	 "object end\nto end so that every mapped extent is read back.\n"
+	 "Verifies every metadata invariant of the pool and reads every "
+	 "extent in the\nblock file back against its checksum, then reads "
+	 "every object end to end\nso that every mapped extent is read back "
+	 "(not with --metadata-only).\n"
 	 "Prints one 'problem:' line per problem "
 	 "and exits 1 if there is any.\n"},
 	{"ls",
