@@ -215,17 +215,9 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 		size_t chunk = (size_t)(es - in);
 		if (chunk > len - done)
 			chunk = len - done;
-		uint32_t ei = vems__xidx_get(&n->idx, ext);
-		if (ei == UINT32_MAX) {
-			memset(out + done, 0, chunk);
-			holes++;
-		} else if (p->entries[ei].state != VEMS_ES_BLOCK) {
-			const struct vems_entry *e = &p->entries[ei];
-			memcpy(out + done, vems__frame_addr(p, e->frame) + in,
-			       chunk);
-			vems__pol_touch(p, e->frame);
-			hits++;
-		} else {
+		uint32_t ei;
+		if (!vems__read_local(p, n, ext, in, out + done, chunk, &ei,
+				      &hits, &holes)) {
 			const struct vems_entry *e = &p->entries[ei];
 			struct sub *s = &r->subs[nsub];
 			*s = (struct sub){.r = r,

@@ -258,17 +258,9 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		size_t chunk = (size_t)(es - in);
 		if (chunk > len - done)
 			chunk = len - done;
-		uint32_t ei = vems__xidx_get(&n->idx, ext);
-		if (ei == UINT32_MAX) {
-			memset(out + done, 0, chunk);
-			holes++;
-		} else if (p->entries[ei].state != VEMS_ES_BLOCK) {
-			const struct vems_entry *e = &p->entries[ei];
-			memcpy(out + done, vems__frame_addr(p, e->frame) + in,
-			       chunk);
-			vems__pol_touch(p, e->frame);
-			hits++;
-		} else {
+		uint32_t ei;
+		if (!vems__read_local(p, n, ext, in, out + done, chunk, &ei,
+				      &hits, &holes)) {
 			if (nm == capm) {
 				size_t nc = 4 * capm;
 				struct miss *v = malloc(nc * sizeof(*v));

@@ -261,6 +261,20 @@ vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
 	return NULL;
 }
 
+/* CLOCK_REALTIME `ms` from now, for timed waits. */
+static struct timespec
+deadline_in(unsigned ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	while (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 /*
  * Locks n for a spill phase; the held object needs none. Never waits for
  * long: a writer that spills synchronously holds its own object and may be
@@ -274,13 +288,7 @@ lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 	if (n == held)
 		return true;
 	if (held == NULL) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = deadline_in(50);
 		return (excl ? pthread_rwlock_timedwrlock(&n->lock, &ts)
 			     : pthread_rwlock_timedrdlock(&n->lock, &ts)) == 0;
 	}
@@ -639,13 +647,7 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 void
 vems__spill_wait(struct vems_pool *p, unsigned ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)ms * 1000000;
-	while (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	struct timespec ts = deadline_in(ms);
 	pthread_mutex_lock(&p->sp_lock);
 	pthread_cond_timedwait(&p->sp_done, &p->sp_lock, &ts);
 	pthread_mutex_unlock(&p->sp_lock);
@@ -689,13 +691,7 @@ spiller_main(void *arg)
 			if (have >= p->low_frames)
 				continue;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = deadline_in(50);
 		pthread_cond_timedwait(&p->sp_cond, &p->sp_lock, &ts);
 	}
 	pthread_mutex_unlock(&p->sp_lock);

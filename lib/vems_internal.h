@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -429,6 +430,31 @@ static inline uint8_t *
 vems__frame_addr(const struct vems_pool *p, uint32_t frame)
 {
 	return p->frames + ((uint64_t)frame << p->extent_shift);
+}
+
+/*
+ * One extent's part of a read, the object held shared: zeros for a hole,
+ * a copy from the frame for a resident extent (true). For a spilled one it
+ * returns false with *ei set, and the caller reads the block file.
+ */
+static inline bool
+vems__read_local(struct vems_pool *p, struct vems_objnode *n, uint32_t ext,
+		 uint64_t in, uint8_t *dst, size_t chunk, uint32_t *ei,
+		 uint64_t *hits, uint64_t *holes)
+{
+	*ei = vems__xidx_get(&n->idx, ext);
+	if (*ei == UINT32_MAX) {
+		memset(dst, 0, chunk);
+		(*holes)++;
+		return true;
+	}
+	const struct vems_entry *e = &p->entries[*ei];
+	if (e->state == VEMS_ES_BLOCK)
+		return false;
+	memcpy(dst, vems__frame_addr(p, e->frame) + in, chunk);
+	vems__pol_touch(p, e->frame);
+	(*hits)++;
+	return true;
 }
 
 /* --- small helpers -------------------------------------------------- */
