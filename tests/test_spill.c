@@ -1159,6 +1159,55 @@ test_busy_object_no_enospc(void **state)
 	assert_int_equal(problems, 0);
 }
 
+/*
+ * With a watermark, a writer that finds pmem full spills a batch ahead
+ * (an eighth of pmem, at most 64 extents), so the next writes need no
+ * spill of their own; with the watermark at 0 it spills exactly what it
+ * needs (test_sync_spill). The background spiller is stopped here so that
+ * only the writer frees frames.
+ */
+static void
+test_sync_spill_batch_ahead(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	const uint64_t es = 64 * KIB;
+	create_wm(&tp, "spillahead", 16 * MIB, 128 * MIB, es, 5);
+	vems__spill_stop(tp.pool);
+	uint64_t frames = pmem_extents(tp.pool);
+	uint64_t batch = frames / 8 < 64 ? frames / 8 : 64;
+	assert_true(batch > 1);
+	struct vems_oid oid = {4, 0};
+	struct vems_obj *o;
+	TU_OK(vems_obj_create(tp.pool, &oid));
+	TU_OK(vems_obj_open(tp.pool, oid, 0, &o));
+	uint8_t *buf = malloc(es);
+	assert_non_null(buf);
+	uint64_t x = 0;
+	for (; stats(tp.pool).sync_spills == 0; x++) {
+		assert_true(x <= frames);
+		tu_fill(buf, es, 40, x * es);
+		assert_int_equal(vems_obj_pwrite(o, buf, es, x * es, 0),
+				 (ssize_t)es);
+	}
+	/* the write that spilled took one of the batch's frames */
+	struct vems_pool_stats s = stats(tp.pool);
+	assert_int_equal(x, frames + 1);
+	assert_int_equal(s.spills, batch);
+	assert_int_equal(s.pmem_bytes_free, (batch - 1) * es);
+	/* and the next batch - 1 writes spill nothing */
+	for (uint64_t k = 0; k < batch - 1; k++, x++) {
+		tu_fill(buf, es, 40, x * es);
+		assert_int_equal(vems_obj_pwrite(o, buf, es, x * es, 0),
+				 (ssize_t)es);
+	}
+	assert_int_equal(stats(tp.pool).sync_spills, 1);
+	free(buf);
+	vems_obj_close(&o);
+	check_pool(tp.pool);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
@@ -1166,6 +1215,7 @@ main(void)
 		cmocka_unit_test(test_8x_pmem_threads),
 		cmocka_unit_test(test_tiny_pmem),
 		cmocka_unit_test(test_sync_spill),
+		cmocka_unit_test(test_sync_spill_batch_ahead),
 		cmocka_unit_test(test_promotion_and_clean_drop),
 		cmocka_unit_test(test_overwrite_spilled),
 		cmocka_unit_test(test_write_during_spill),
