@@ -47,7 +47,6 @@ struct ratio {
 	char num[64], den[64]; /* variant names */
 	bool at_most;	       /* target: ratio <= target (else >=) */
 	double target;
-	bool inverse; /* compare den/num (for throughputs as speed-ups) */
 	char what[128];
 };
 
@@ -72,8 +71,6 @@ struct series *bench_series(struct bench *b, const char *workload,
 			    const char *variant, enum unit u);
 void series_round(struct series *s, double v);
 void series_lat(struct series *s, double ns);
-/* The round's value: the median of the samples from index `from` on. */
-void series_round_lat(struct series *s, size_t from);
 /* Declares target: median(num) / median(den) <= or >= target. */
 void bench_ratio(struct bench *b, const char *workload, const char *num,
 		 const char *den, bool at_most, double target,
@@ -114,5 +111,6 @@ void wl_spill(struct bench *b);
 void wl_random_reads(struct bench *b);
 void wl_threads(struct bench *b);
 void wl_open_scale(struct bench *b);
+void wl_mechanisms(struct bench *b);
 
 #endif /* VEMS_BENCH_H */

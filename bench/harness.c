@@ -41,16 +41,11 @@ static const struct workload {
 	{"threads", wl_threads, "1 and 2 threads on disjoint objects"},
 	{"open-scale", wl_open_scale,
 	 "open time and DRAM per mapped extent, 1e4-1e6 extents"},
+	{"mechanisms", wl_mechanisms,
+	 "clock costs; msync vs fdatasync calls and faults (durable)"},
 };
 
 /* --- bookkeeping ------------------------------------------------------- */
-
-static int
-dcmp_(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 void
 bench_die(const char *fmt, ...)
@@ -153,21 +148,6 @@ series_round(struct series *s, double v)
 {
 	if (s->nrounds < MAX_ROUNDS)
 		s->rounds[s->nrounds++] = v;
-}
-
-void
-series_round_lat(struct series *s, size_t from)
-{
-	/* the round's median op: robust to the odd page fault or preemption
-	 * that would dominate a mean of sub-microsecond operations */
-	size_t n = s->nlat - from;
-	double *v = malloc(n * sizeof(*v));
-	if (!v || !n)
-		bench_die("series_round_lat: no samples");
-	memcpy(v, s->lat + from, n * sizeof(*v));
-	qsort(v, n, sizeof(*v), dcmp_);
-	series_round(s, v[n / 2]);
-	free(v);
 }
 
 void

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vems.h>
@@ -327,4 +330,99 @@ wl_threads(struct bench *b)
 	vems_obj_close(&objs[0]);
 	vems_obj_close(&objs[1]);
 	vp_destroy(&vp);
+}
+
+/* --- mechanisms -------------------------------------------------------- */
+
+static long
+minor_faults(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/*
+ * Costs of the mechanisms that explain the figures above, for reference:
+ * the clocks an mtime can come from, and (in durable mode) what a store +
+ * msync costs against pwrite + fdatasync on the same file system: time per
+ * msync or fdatasync call, and page faults per write.
+ */
+void
+wl_mechanisms(struct bench *b)
+{
+	const char *wl = "mechanisms";
+	size_t n = b->quick ? 100000 : 1000000;
+	struct series *cr =
+		bench_series(b, wl, "clock_gettime REALTIME", U_NS_OP);
+	struct series *cc =
+		bench_series(b, wl, "clock_gettime REALTIME_COARSE", U_NS_OP);
+	struct timespec ts;
+	for (int r = 0; r < b->rounds; r++) {
+		double t0 = bench_now_ns();
+		for (size_t i = 0; i < n; i++)
+			clock_gettime(CLOCK_REALTIME, &ts);
+		series_round(cr, (bench_now_ns() - t0) / (double)n);
+		t0 = bench_now_ns();
+		for (size_t i = 0; i < n; i++)
+			clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+		series_round(cc, (bench_now_ns() - t0) / (double)n);
+	}
+	if (!durable_mode(b))
+		return;
+
+	/* a mapped file and the same file through its descriptor */
+	const uint64_t span = 16 * MIB;
+	char path[4096];
+	int fd = file_open(b, path, sizeof(path), span, false);
+	uint8_t *m =
+		mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		bench_die("mmap: %s", strerror(errno));
+	madvise(m, span, MADV_RANDOM); /* as libvems does */
+	uint8_t buf[4096];
+	memset(buf, 0x33, sizeof(buf));
+	size_t k = ops(b, true);
+	uint64_t *off = offsets(k, span, 4096, 11);
+	struct series *ms =
+		bench_series(b, wl, "msync call (4 KiB, MS_SYNC)", U_NS_OP);
+	struct series *fs =
+		bench_series(b, wl, "fdatasync call after pwrite", U_NS_OP);
+	struct series *mf =
+		bench_series(b, wl, "faults per memcpy+msync", U_RATIO);
+	struct series *pf =
+		bench_series(b, wl, "faults per pwrite+fdatasync", U_RATIO);
+	for (int r = 0; r < b->rounds; r++) {
+		double sum = 0;
+		long f0 = minor_faults();
+		for (size_t i = 0; i < k; i++) {
+			memcpy(m + off[i], buf, sizeof(buf));
+			double t0 = bench_now_ns();
+			if (msync(m + off[i], sizeof(buf), MS_SYNC))
+				bench_die("msync: %s", strerror(errno));
+			sum += bench_now_ns() - t0;
+		}
+		series_round(mf, (double)(minor_faults() - f0) / (double)k);
+		series_round(ms, sum / (double)k);
+		sum = 0;
+		f0 = minor_faults();
+		for (size_t i = 0; i < k; i++) {
+			if (pwrite(fd, buf, sizeof(buf), (off_t)off[i]) !=
+			    (ssize_t)sizeof(buf))
+				bench_die("pwrite: %s", strerror(errno));
+			double t0 = bench_now_ns();
+			if (fdatasync(fd))
+				bench_die("fdatasync: %s", strerror(errno));
+			sum += bench_now_ns() - t0;
+		}
+		series_round(pf, (double)(minor_faults() - f0) / (double)k);
+		series_round(fs, sum / (double)k);
+	}
+	bench_ratio(b, wl, "msync call (4 KiB, MS_SYNC)",
+		    "fdatasync call after pwrite", true, NAN,
+		    "msync / fdatasync call time");
+	free(off);
+	munmap(m, span);
+	close(fd);
+	unlink(path);
 }

@@ -461,8 +461,8 @@ vems__read_local(struct vems_pool *p, struct vems_objnode *n, uint32_t ext,
 
 /*
  * Wall-clock time for mtimes, at the kernel's own granularity for file
- * times (the coarse clock: one tick, a few ms): a tenth of the cost of
- * CLOCK_REALTIME, which is a fifth of a 4 KiB durable write here.
+ * times (the coarse clock: one tick, a few ms), for about a quarter of
+ * the cost of CLOCK_REALTIME (vems-bench --only mechanisms).
  */
 static inline int64_t
 vems__now_ns(void)
