@@ -42,7 +42,7 @@ extern "C" {
 #define VEMS_VERSION_MINOR 1
 #define VEMS_VERSION_PATCH 0
 /* The on-media format this library writes and reads. */
-#define VEMS_FORMAT_VERSION 1
+#define VEMS_FORMAT_VERSION 2
 
 /* The library's version as "MAJOR.MINOR.PATCH" (of the loaded library). */
 VEMS_API const char *vems_version(void);
@@ -141,9 +141,9 @@ VEMS_API int vems_config_set_extent_size(struct vems_config *cfg,
  * The low watermark, in percent of pmem's extent frames (used by open and
  * create; default 5). A background spiller per pool keeps at least this
  * share of frames free by writing cold extents to the block file in
- * batches, up to 5% more than the mark. 0 turns the spiller off: writers
- * then spill synchronously when pmem is full, as they always do when the
- * spiller falls behind. Errors: -EINVAL (over 50).
+ * batches, up to 2.5% of the frames more than the mark. 0 turns the
+ * spiller off: writers then spill synchronously when pmem is full, as they
+ * always do when the spiller falls behind. Errors: -EINVAL (over 50).
  */
 #define VEMS_LOW_WATERMARK_DEFAULT 5u
 VEMS_API int vems_config_set_low_watermark(struct vems_config *cfg,

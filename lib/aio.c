@@ -199,7 +199,7 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 	int err = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
-	uint64_t size = n->rec->size;
+	uint64_t size = vems__rec_size(n->rec);
 	size_t len = u->off >= size	 ? 0
 		: u->len > size - u->off ? (size_t)(size - u->off)
 					 : u->len;

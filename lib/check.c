@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "extent.h"
 #include "vems_internal.h"
 
 struct checker {
@@ -135,7 +136,7 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 	for (uint32_t i = 0; i <= p->nentries; i++) {
 		const struct vems_entry *e =
 			i < p->nentries ? &p->entries[i] : NULL;
-		if (e && e->serial != 0 && e->slot < p->nslots &&
+		if (e && vems__entry_valid(e) && e->slot < p->nslots &&
 		    find_serial(v, cnt, e->serial) != NULL &&
 		    (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)) {
 			if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
@@ -216,8 +217,13 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	uint64_t mapped = 0, nstate[4] = {0};
 	for (uint32_t i = 0; i < p->nentries; i++) {
 		const struct vems_entry *e = &p->entries[i];
-		if (e->serial == 0)
+		if (e->word == 0)
 			continue;
+		if (!vems__entry_valid(e)) {
+			problem(&c, "entry %u: damaged (check value mismatch)",
+				i);
+			continue;
+		}
 		struct vems_objnode *n = find_serial(v, cnt, e->serial);
 		if (n == NULL) {
 			problem(&c,
@@ -227,14 +233,14 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			continue;
 		}
 		mapped++;
-		uint64_t next =
-			(n->rec->size + p->extent_size - 1) >> p->extent_shift;
+		uint64_t size = vems__rec_size(n->rec);
+		uint64_t next = (size + p->extent_size - 1) >> p->extent_shift;
 		if (e->ext_index >= next)
 			problem(&c,
 				"entry %u: extent %u of object %" PRIu64
 				".%" PRIu64 " lies past its size %" PRIu64,
 				i, e->ext_index, n->oid.partition, n->oid.id,
-				n->rec->size);
+				size);
 		if (vems__xidx_get(&n->idx, e->ext_index) != i)
 			problem(&c,
 				"entry %u: not in the DRAM index of its "
@@ -264,12 +270,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		struct idx_walk w = {p, v[i], &c};
 		vems__xidx_foreach(&v[i]->idx, idx_fn, &w);
 		indexed += v[i]->idx.count;
-		if (v[i]->rec->size > VEMS_OBJ_MAX_SIZE)
+		const struct vems_obj_rec *r = v[i]->rec;
+		if (r->sizew != vems__sizew(vems__rec_size(r), r->serial))
 			problem(&c,
-				"object %" PRIu64 ".%" PRIu64 ": size %" PRIu64
-				" past the maximum",
-				v[i]->oid.partition, v[i]->oid.id,
-				v[i]->rec->size);
+				"object %" PRIu64 ".%" PRIu64 ": size word "
+				"damaged (check value mismatch)",
+				v[i]->oid.partition, v[i]->oid.id);
 	}
 	if (indexed != mapped)
 		problem(&c,

@@ -8,7 +8,12 @@
 uint32_t
 vems__crc32c(const void *buf, size_t len)
 {
-	uint32_t crc = 0;
+	return vems__crc32c_update(0, buf, len);
+}
+
+uint32_t
+vems__crc32c_update(uint32_t crc, const void *buf, size_t len)
+{
 	const unsigned char *b = buf;
 	/* crc32_iscsi takes an int length: feed large buffers in pieces */
 	while (len > 0) {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "extent.h"
 #include "vems_internal.h"
 
 static int
@@ -103,80 +104,6 @@ vems__bounce_alloc(const struct vems_pool *p)
 	return b;
 }
 
-/*
- * Brings verified copies of BLOCK extents back into free frames as clean
- * (BOTH) extents. Best effort: without a free frame, or if the extent
- * changed since it was read, it stays where it is.
- */
-void
-vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
-	      size_t cnt)
-{
-	if (cnt > MISS_BATCH) {
-		vems__promote(p, n, v, MISS_BATCH);
-		vems__promote(p, n, v + MISS_BATCH, cnt - MISS_BATCH);
-		return;
-	}
-	uint32_t frames[MISS_BATCH];
-	size_t done[MISS_BATCH], nd = 0;
-	pthread_rwlock_wrlock(&n->lock);
-	for (size_t i = 0; i < cnt; i++) {
-		struct vems_entry *e = &p->entries[v[i].entry];
-		if (vems__entry_serial(e) != n->serial ||
-		    e->ext_index != v[i].ext || e->state != VEMS_ES_BLOCK ||
-		    e->slot != v[i].slot ||
-		    vems__xidx_get(&n->idx, v[i].ext) != v[i].entry)
-			continue;
-		uint32_t f;
-		pthread_mutex_lock(&p->alloc_lock);
-		bool ok = vems__fl_pop(&p->free_frames, &f);
-		pthread_mutex_unlock(&p->alloc_lock);
-		if (!ok)
-			break; /* the spiller will make room for next time */
-		atomic_fetch_add_explicit(&p->fr[f].gen, 1,
-					  memory_order_relaxed);
-		/* the frame is unreferenced until the state store below */
-		if (vems__pmem_copy(p, vems__frame_addr(p, f), v[i].src,
-				    p->extent_size) != 0) {
-			vems__frames_unreserve(p, &f, 1);
-			continue;
-		}
-		e->frame = f;
-		if (vems__pmem_flush(p, &e->frame, sizeof(e->frame)) != 0) {
-			vems__frames_unreserve(p, &f, 1);
-			continue;
-		}
-		frames[nd] = f;
-		done[nd++] = i;
-	}
-	vems__pmem_drain(p); /* frame bytes and field before the state */
-	for (size_t k = 0; k < nd; k++) {
-		struct vems_entry *e = &p->entries[v[done[k]].entry];
-		if (vems__pmem_store8(p, &e->state, VEMS_ES_BOTH) != 0) {
-			/* msync failed: the store may or may not be durable;
-			 * both readings are valid (the slot is kept) */
-			e->state = VEMS_ES_BLOCK;
-			vems__frames_unreserve(p, &frames[k], 1);
-			frames[k] = VEMS_NO_FRAME;
-		}
-	}
-	vems__pmem_drain(p); /* clean copy committed */
-	for (size_t k = 0; k < nd; k++) {
-		if (frames[k] == VEMS_NO_FRAME)
-			continue;
-		n->nstate[VEMS_ES_BLOCK]--;
-		n->nstate[VEMS_ES_BOTH]++;
-		atomic_fetch_sub(&p->nstate[VEMS_ES_BLOCK], 1);
-		atomic_fetch_add(&p->nstate[VEMS_ES_BOTH], 1);
-		vems__pol_insert(p, frames[k], v[done[k]].entry,
-				 v[done[k]].hot);
-		VEMS_STAT_ADD(p, promotions, 1);
-		VEMS_STAT_ADD(p, bytes_promoted, p->extent_size);
-	}
-	pthread_rwlock_unlock(&n->lock);
-	vems__spill_kick(p);
-}
-
 /* Reads misses [0, cnt) in batches; collects up to MISS_BATCH promotions
  * (their buffers and pins kept); unpins and frees everything else. */
 static int
@@ -245,7 +172,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	size_t np = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
-	uint64_t size = n->rec->size;
+	uint64_t size = vems__rec_size(n->rec);
 	if (off >= size)
 		len = 0;
 	else if (len > size - off)
@@ -322,64 +249,6 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 
 /* --- bringing extents into pmem for a write ---------------------------- */
 
-/*
- * Reads a BLOCK extent into frame f (reserved by the caller) and commits it
- * as a dirty PMEM extent: frame bytes and entry.frame durable, then the
- * state store. Object held exclusively. On failure f is still the caller's.
- */
-static int
-fetch_extent(struct vems_pool *p, struct vems_objnode *n, uint32_t ei,
-	     uint32_t f)
-{
-	struct vems_entry *e = &p->entries[ei];
-	uint8_t *fa = vems__frame_addr(p, f);
-	atomic_fetch_add_explicit(&p->fr[f].gen, 1, memory_order_relaxed);
-	/* straight into the pmem frame: it is page-aligned */
-	int ret = vems__slot_read(p, n, e->ext_index, e->slot, e->crc, fa);
-	if (ret == 0) /* the transfer wrote memory, not the CPU cache */
-		ret = vems__pmem_flush(p, fa, p->extent_size);
-	if (ret)
-		return ret;
-	e->frame = f;
-	if ((ret = vems__pmem_flush(p, &e->frame, sizeof(e->frame))))
-		return ret;
-	vems__pmem_drain(p); /* bytes and frame before the state naming them */
-	if ((ret = vems__pmem_store8(p, &e->state, VEMS_ES_PMEM))) {
-		e->state = VEMS_ES_BLOCK;
-		return ret;
-	}
-	vems__pmem_drain(p); /* committed before the slot is reused */
-	vems__slot_free(p, e->slot);
-	n->nstate[VEMS_ES_BLOCK]--;
-	n->nstate[VEMS_ES_PMEM]++;
-	atomic_fetch_sub(&p->nstate[VEMS_ES_BLOCK], 1);
-	atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
-	/* admitted like any miss: main queue only if evicted lately */
-	vems__pol_insert(p, f, ei,
-			 vems__ghost_take(p, n->serial, e->ext_index));
-	VEMS_STAT_ADD(p, block_fetches, 1);
-	return 0;
-}
-
-/*
- * A clean extent is about to be written: it becomes dirty first, so that a
- * crash can never leave a BOTH extent whose frame differs from its slot.
- * The state store is flushed; the caller fences before writing the frame.
- */
-static int
-dirty_clean(struct vems_pool *p, struct vems_objnode *n, uint32_t ei)
-{
-	struct vems_entry *e = &p->entries[ei];
-	int ret = vems__pmem_store8(p, &e->state, VEMS_ES_PMEM);
-	if (ret)
-		return ret;
-	n->nstate[VEMS_ES_BOTH]--;
-	n->nstate[VEMS_ES_PMEM]++;
-	atomic_fetch_sub(&p->nstate[VEMS_ES_BOTH], 1);
-	atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
-	return 0;
-}
-
 /* Makes one mapped extent a PMEM extent (for zeroing its tail). */
 static int
 make_dirty(struct vems_pool *p, struct vems_objnode *n, uint32_t ext)
@@ -387,20 +256,14 @@ make_dirty(struct vems_pool *p, struct vems_objnode *n, uint32_t ext)
 	uint32_t ei = vems__xidx_get(&n->idx, ext);
 	if (ei == UINT32_MAX || p->entries[ei].state == VEMS_ES_PMEM)
 		return 0;
-	struct vems_entry *e = &p->entries[ei];
-	if (e->state == VEMS_ES_BOTH) {
-		uint32_t slot = e->slot;
-		int ret = dirty_clean(p, n, ei);
-		vems__pmem_drain(p); /* dirty before the frame changes */
-		if (ret == 0)
-			vems__slot_free(p, slot);
-		return ret;
-	}
+	if (p->entries[ei].state == VEMS_ES_BOTH)
+		return vems__ext_dirty(p, n, &ei, 1);
 	uint32_t f;
 	int ret = vems__frames_reserve(p, 1, &f, n, ext, ext);
 	if (ret)
 		return ret;
-	if ((ret = fetch_extent(p, n, ei, f)))
+	bool used;
+	if ((ret = vems__ext_fetch(p, n, ei, f, &used)) && !used)
 		vems__frames_unreserve(p, &f, 1);
 	return ret;
 }
@@ -431,6 +294,22 @@ zero_mapped(struct vems_pool *p, struct vems_objnode *n, uint64_t from,
 			       (size_t)(to - from));
 }
 
+/*
+ * Extents past the end that a failed shrink or write undo could not free
+ * must go before the object grows over them, or their old bytes would
+ * reappear.
+ */
+static int
+free_stale_tail(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
+{
+	if (!n->stale_tail)
+		return 0;
+	int ret = vems__ext_free_from(p, n, ext_count(p, size));
+	if (ret == 0)
+		n->stale_tail = false;
+	return ret;
+}
+
 /* Persists the DRAM mtime if it moved; flushed, not fenced. */
 static int
 store_mtime(struct vems_pool *p, struct vems_objnode *n)
@@ -455,12 +334,14 @@ set_size(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
 	int64_t m = atomic_load(&n->mtime_ns);
 	atomic_store_explicit((_Atomic int64_t *)&r->mtime_ns, m,
 			      memory_order_relaxed);
-	atomic_store_explicit((_Atomic uint64_t *)&r->size, size,
+	/* the size and its check value: one failure-atomic store */
+	atomic_store_explicit((_Atomic uint64_t *)&r->sizew,
+			      vems__sizew(size, n->serial),
 			      memory_order_relaxed);
-	int ret = vems__pmem_flush(p, &r->size,
-				   offsetof(struct vems_obj_rec, mtime_ns) +
-					   sizeof(r->mtime_ns) -
-					   offsetof(struct vems_obj_rec, size));
+	int ret = vems__pmem_flush(
+		p, &r->sizew,
+		offsetof(struct vems_obj_rec, mtime_ns) + sizeof(r->mtime_ns) -
+			offsetof(struct vems_obj_rec, sizew));
 	vems__pmem_drain(p);
 	return ret;
 }
@@ -474,16 +355,10 @@ set_size(struct vems_pool *p, struct vems_objnode *n, uint64_t size)
  */
 #define PIECE_MAX 64u
 
-/* An extent of a piece that gets a frame: a new one, or a BLOCK extent
- * wholly overwritten (nothing to read; its slot is freed at commit). */
-struct wext {
-	uint32_t ext, entry, frame, old_slot;
-	bool is_new;
-};
-
+/* Gives back the frames and new entries of a piece that did not commit. */
 static void
-release_new(struct vems_pool *p, struct vems_objnode *n, const struct wext *w,
-	    size_t cnt)
+release_new(struct vems_pool *p, struct vems_objnode *n,
+	    const struct vems_xw *w, size_t cnt)
 {
 	pthread_mutex_lock(&p->alloc_lock);
 	for (size_t i = 0; i < cnt; i++) {
@@ -501,9 +376,9 @@ release_new(struct vems_pool *p, struct vems_objnode *n, const struct wext *w,
  * Writes [off, off+len) (inside one piece) in the VEMS order:
  *   0. frames for new and BLOCK extents (spilling if pmem is full); BLOCK
  *      extents partly overwritten are fetched and committed dirty first;
- *      clean ones are made dirty (state store, fence);
- *   1. data (and new entries' fields and zeros) copied and flushed, fence;
- *   2. new entries' serials / overwritten BLOCK entries' states, fence.
+ *      clean ones are made dirty (extent.c: store, fence);
+ *   1. data (and new entries' staged fields and zeros) copied and flushed;
+ *   2. vems__ext_commit_write: fence, the entries' commit stores, fence.
  */
 static int
 write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
@@ -514,8 +389,8 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 	uint32_t pf = (uint32_t)(off >> p->extent_shift);
 	uint32_t pl = (uint32_t)((end - 1) >> p->extent_shift);
 	uint32_t frames[PIECE_MAX], need = 0, k = 0;
-	struct wext w[PIECE_MAX];
-	uint32_t flips[PIECE_MAX], nflip = 0;
+	struct vems_xw w[PIECE_MAX];
+	uint32_t clean[PIECE_MAX], nclean = 0;
 	size_t nw = 0;
 	int ret;
 
@@ -541,7 +416,7 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		uint32_t ei = vems__xidx_get(&n->idx, ext);
 		uint64_t xs = (uint64_t)ext << p->extent_shift;
 		if (ei == UINT32_MAX) {
-			struct wext x = {ext, 0, frames[k], 0, true};
+			struct vems_xw x = {ext, 0, frames[k], 0, true};
 			pthread_mutex_lock(&p->alloc_lock);
 			bool ok = vems__fl_pop(&p->free_entries, &x.entry);
 			pthread_mutex_unlock(&p->alloc_lock);
@@ -566,25 +441,22 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		struct vems_entry *e = &p->entries[ei];
 		if (e->state == VEMS_ES_BLOCK && xs >= off && xs + es <= end) {
 			/* wholly overwritten: nothing to read */
-			struct wext x = {ext, ei, frames[k++], e->slot, false};
-			e->frame = x.frame;
-			ret = vems__pmem_flush(p, &e->frame, sizeof(e->frame));
+			struct vems_xw x = {ext, ei, frames[k++], e->slot,
+					    false};
+			ret = vems__ext_stage_frame(p, e, x.frame);
 			w[nw++] = x;
 		} else if (e->state == VEMS_ES_BLOCK) {
 			/* read-modify-write: fetched and committed first */
-			if ((ret = fetch_extent(p, n, ei, frames[k])) == 0)
+			bool used;
+			ret = vems__ext_fetch(p, n, ei, frames[k], &used);
+			if (used)
 				k++;
 		} else if (e->state == VEMS_ES_BOTH) {
-			uint32_t slot = e->slot;
-			if ((ret = dirty_clean(p, n, ei)) == 0)
-				flips[nflip++] = slot;
+			clean[nclean++] = ei;
 		}
 	}
-	if (nflip > 0) {
-		vems__pmem_drain(p); /* dirty before the frames change */
-		for (uint32_t i = 0; i < nflip; i++)
-			vems__slot_free(p, flips[i]);
-	}
+	if (ret == 0 && nclean > 0)
+		ret = vems__ext_dirty(p, n, clean, nclean);
 	if (ret)
 		goto fail;
 
@@ -600,11 +472,13 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		uint32_t ei = vems__xidx_get(&n->idx, ext);
 		struct vems_entry *e = &p->entries[ei];
 		uint8_t *f;
+		uint32_t fi;
 		while (wi < nw && w[wi].ext < ext)
 			wi++;
 		if (wi < nw && w[wi].ext == ext && w[wi].is_new) {
-			struct wext *x = &w[wi];
-			f = vems__frame_addr(p, x->frame);
+			struct vems_xw *x = &w[wi];
+			fi = x->frame;
+			f = vems__frame_addr(p, fi);
 			uint64_t xs = (uint64_t)ext << p->extent_shift;
 			uint64_t live = new_size - xs < es ? new_size - xs : es;
 			/* bytes of this extent below the end that the write
@@ -615,20 +489,15 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 				ret = vems__pmem_zero(
 					p, f + in + chunk,
 					(size_t)(live - in - chunk));
-			e->ext_index = ext;
-			e->frame = x->frame;
-			e->slot = 0;
-			e->crc = 0;
-			e->state = VEMS_ES_PMEM;
 			if (ret == 0)
-				ret = vems__pmem_flush(
-					p, &e->ext_index,
-					sizeof(*e) - sizeof(e->serial));
+				ret = vems__ext_stage_new(p, e, n->serial, ext,
+							  fi);
 		} else {
-			f = vems__frame_addr(p, e->frame);
-			vems__pol_touch(p, e->frame);
+			fi = e->frame;
+			f = vems__frame_addr(p, fi);
+			vems__pol_touch(p, fi);
 		}
-		atomic_fetch_add_explicit(&p->fr[e->frame].gen, 1,
+		atomic_fetch_add_explicit(&p->fr[fi].gen, 1,
 					  memory_order_relaxed);
 		if (ret == 0)
 			ret = vems__pmem_copy(p, f + in, src + done, chunk);
@@ -636,70 +505,23 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 			goto fail;
 		done += chunk;
 	}
-	if (nw > 0 || drain)
-		vems__pmem_drain(p); /* data before the entries naming it */
-
-	/* 2. commit: new entries' serials, overwritten BLOCK extents' state */
-	if (nw > 0) {
-		for (size_t i = 0; i < nw && ret == 0; i++) {
-			struct vems_entry *e = &p->entries[w[i].entry];
-			ret = w[i].is_new
-				? vems__pmem_store64(p, &e->serial, n->serial)
-				: vems__pmem_store8(p, &e->state, VEMS_ES_PMEM);
-		}
-		if (ret)
-			goto fail;
-		/*
-		 * Before a freed slot is reused, and before the size that
-		 * covers them. The latter fence is the size's own when only
-		 * new entries are committed and a size store follows: a
-		 * crash may then make either durable first, and both orders
-		 * are safe (a size over an unmapped extent reads zeros, as
-		 * past the old end; an entry past the size is freed at
-		 * open).
-		 */
-		bool late = false;
-		for (size_t i = 0; i < nw; i++)
-			late |= !w[i].is_new;
-		if (late || !size_follows)
-			vems__pmem_drain(p);
-		uint32_t nnew = 0;
-		for (size_t i = 0; i < nw; i++) {
-			if (w[i].is_new) {
-				nnew++;
-				n->nstate[VEMS_ES_PMEM]++;
-				atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
-			} else {
-				n->nstate[VEMS_ES_BLOCK]--;
-				n->nstate[VEMS_ES_PMEM]++;
-				atomic_fetch_sub(&p->nstate[VEMS_ES_BLOCK], 1);
-				atomic_fetch_add(&p->nstate[VEMS_ES_PMEM], 1);
-				vems__slot_free(p, w[i].old_slot);
-			}
-			/* S3-FIFO: probation, or main if evicted lately */
-			bool hot = vems__ghost_take(p, n->serial, w[i].ext);
-			vems__pol_insert(p, w[i].frame, w[i].entry, hot);
-		}
-		VEMS_STAT_ADD(p, extents_allocated, nnew);
-	}
+	/* 2. commit (extent.c fences the data before the entries) */
+	if (nw > 0)
+		ret = vems__ext_commit_write(p, n, w, nw, size_follows);
+	else if (drain)
+		vems__pmem_drain(p);
+	if (ret)
+		goto fail;
 	if (k < need)
 		vems__frames_unreserve(p, frames + k, need - k);
 	return 0;
 fail:
 	/*
-	 * Nothing of w is committed (new serials still 0, BLOCK states
-	 * untouched unless a store failed at its msync): give it back.
+	 * Nothing of w is committed (or extent.c undoes it): give it back.
 	 * Bytes already copied into resident extents stay; the object's
 	 * size is unchanged.
 	 */
-	for (size_t i = 0; i < nw; i++) {
-		struct vems_entry *e = &p->entries[w[i].entry];
-		if (w[i].is_new && e->serial != 0)
-			(void)vems__pmem_store64(p, &e->serial, 0);
-		if (!w[i].is_new && e->state == VEMS_ES_PMEM)
-			(void)vems__pmem_store8(p, &e->state, VEMS_ES_BLOCK);
-	}
-	vems__pmem_drain(p);
+	vems__ext_abort_write(p, w, nw);
 	release_new(p, n, w, nw);
 	if (k < need)
 		vems__frames_unreserve(p, frames + k, need - k);
@@ -739,7 +561,7 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 {
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
-	uint64_t old = n->rec->size, end = off + len;
+	uint64_t old = vems__rec_size(n->rec), end = off + len;
 	uint64_t new_size = end > old ? end : old;
 	int ret;
 
@@ -774,8 +596,10 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 			return ret;
 		}
 	}
-	if (nowait && !pmem_only(p, n, off, end, old))
+	if (nowait && (n->stale_tail || !pmem_only(p, n, off, end, old)))
 		return -EAGAIN;
+	if (end > old && (ret = free_stale_tail(p, n, old)) != 0)
+		return ret;
 	/*
 	 * Growing: old garbage past the end, before this write, becomes 0.
 	 * Done first, so it only meets extents mapped before this call; if
@@ -803,6 +627,9 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 			 * write would have */
 			atomic_store(&n->mtime_ns, vems__now_ns());
 			*written = (size_t)(pos - off);
+			/* the earlier pieces ran without their final fence:
+			 * their bytes before the size that covers them */
+			vems__pmem_drain(p);
 			int r = pos > old ? set_size(p, n, pos) : 0;
 			return r ? r : ret;
 		}
@@ -813,10 +640,12 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 			 * a truncate would free them (their bytes must not
 			 * reappear when the object grows later).
 			 */
-			int r = vems__obj_free_extents(p, n, ext_count(p, old));
-			if (r)
+			int r = vems__ext_free_from(p, n, ext_count(p, old));
+			if (r) {
+				n->stale_tail = true;
 				vems__errmsg_append("while undoing a failed "
 						    "write");
+			}
 		}
 		if (ret)
 			return ret;
@@ -841,6 +670,8 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	if (obj->flags & VEMS_O_RDONLY)
 		return vems__fail(-EBADF, "object handle is read-only");
 	int ret = check_range(off, len);
+	if (ret == 0 && len > 0)
+		ret = vems__pool_writable(obj->pool);
 	if (ret)
 		return ret;
 	if (len == 0)
@@ -919,20 +750,27 @@ vems_obj_truncate(struct vems_obj *obj, uint64_t size)
 				  size);
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
-	int ret = 0;
+	int ret = vems__pool_writable(p);
+	if (ret)
+		return ret;
 retry:
 	pthread_rwlock_wrlock(&n->lock);
-	uint64_t old = n->rec->size;
+	uint64_t old = vems__rec_size(n->rec);
 	if (size == old)
 		goto out;
 	atomic_store(&n->mtime_ns, vems__now_ns());
 	if (size < old) {
 		/* size first: a crash after it leaves extents past the end,
 		 * which open frees */
-		if ((ret = set_size(p, n, size)) == 0)
-			ret = vems__obj_free_extents(p, n, ext_count(p, size));
+		if ((ret = set_size(p, n, size)) == 0) {
+			ret = vems__ext_free_from(p, n, ext_count(p, size));
+			if (ret)
+				n->stale_tail = true; /* freed before growth */
+		}
 	} else {
-		ret = zero_mapped(p, n, old, size);
+		ret = free_stale_tail(p, n, old);
+		if (ret == 0)
+			ret = zero_mapped(p, n, old, size);
 		if (ret == VEMS__RETRY) {
 			/* the old end's extent must come back from the block
 			 * file first: see pwrite_common */

@@ -31,7 +31,12 @@
 #include <libpmemobj.h>
 
 #define VEMS_LAYOUT_PREFIX "libvems "
-#define VEMS_FORMAT 1u
+/*
+ * 2: every metadata record verifies on its own (entry, object record,
+ * name record and the superblock's counters carry check values); an object
+ * being removed is marked first (VEMS_OBJ_REMOVING).
+ */
+#define VEMS_FORMAT 2u
 #define VEMS_SUPER_MAGIC "VEMSPOOL"
 #define VEMS_BLOCK_MAGIC "VEMSBLK1"
 /* Longest block path that fits the layout name next to the other fields. */
@@ -75,7 +80,9 @@ struct vems_super {
 	/* mutable, transactional */
 	uint64_t next_id;     /* next id handed out by vems_obj_create */
 	uint64_t next_serial; /* next object serial (never reused) */
-	uint64_t mreserved[6];
+	uint32_t mcheck;      /* vems__super_mcheck(next_id, next_serial) */
+	uint32_t mpad;
+	uint64_t mreserved[5];
 };
 static_assert(offsetof(struct vems_super, entries) == 96, "super layout");
 static_assert(offsetof(struct vems_super, block_path) == 192, "super layout");
@@ -83,29 +90,38 @@ static_assert(offsetof(struct vems_super, csum) == 1096, "super layout");
 static_assert(sizeof(struct vems_super) == 1164 + 4, "super layout");
 
 /*
- * An object. `size` is changed by single 8-byte atomic stores (after the
- * data and entries it covers are durable); the rest only in transactions.
+ * An object. `sizew` is changed by single 8-byte atomic stores (after the
+ * data and entries it covers are durable): the size in its low 48 bits, a
+ * 16-bit check of (size, serial) above them, so that a damaged size is
+ * detected rather than trusted. `rcheck` covers the fields that change only
+ * in transactions (all but sizew and mtime_ns). mtime_ns is advisory.
  */
+#define VEMS_SIZEW_BITS 48
+#define VEMS_SIZEW_MASK ((UINT64_C(1) << VEMS_SIZEW_BITS) - 1)
+#define VEMS_OBJ_REMOVING 1u /* flags: removal under way (open finishes) */
 struct vems_obj_rec {
 	uint64_t partition;
 	uint64_t id;
 	uint64_t serial; /* identifies the object's entries */
-	uint64_t size;
+	uint64_t sizew;	 /* size | check16 << 48 */
 	int64_t ctime_ns;
 	int64_t mtime_ns;
-	uint64_t reserved[2];
+	uint32_t flags;	 /* VEMS_OBJ_* */
+	uint32_t rcheck; /* CRC-32C of partition..serial, ctime_ns, flags */
+	uint64_t reserved;
 };
 static_assert(sizeof(struct vems_obj_rec) == 64, "obj rec layout");
-static_assert(offsetof(struct vems_obj_rec, size) == 24, "obj rec layout");
+static_assert(offsetof(struct vems_obj_rec, sizew) == 24, "obj rec layout");
 static_assert(offsetof(struct vems_obj_rec, mtime_ns) == 40,
 	      "obj rec layout: size and mtime in one cache line");
 
-/* A name binding; `name` holds len bytes and a NUL. */
+/* A name binding; `name` holds len bytes and a NUL. `check` is the
+ * CRC-32C of partition, id, len and the name's bytes. */
 struct vems_name_rec {
 	uint64_t partition;
 	uint64_t id;
 	uint32_t len;
-	uint32_t reserved;
+	uint32_t check;
 	char name[];
 };
 static_assert(sizeof(struct vems_name_rec) == 24, "name rec layout");
@@ -118,22 +134,32 @@ enum vems_estate {
 };
 
 /*
- * One mapped extent. An entry is in use iff serial != 0; the 8-byte store of
- * serial is the commit point of a new mapping and the store of 0 that of its
- * removal. The other fields are written and flushed before serial is set, or
- * changed while in use only in an order where each single store (state) is
- * the commit point of a transition (see io.c and spill.c).
+ * One mapped extent. An entry is in use iff state != 0. `word` (state and
+ * check) is the entry's commit word: every transition (a new mapping, a
+ * change of state, the free) is one failure-atomic 8-byte store of it, made
+ * after the fields it covers are durable. `check` is the CRC-32C of the
+ * fields valid in that state (serial, ext_index, state, and frame for PMEM
+ * and BOTH, slot and crc for BOTH and BLOCK), so a damaged entry is
+ * detected at open instead of being trusted or freed. See extent.c.
  */
 struct vems_entry {
-	uint64_t serial;    /* owning object, 0: free */
+	uint64_t serial;    /* owning object */
 	uint32_t ext_index; /* extent number within the object */
 	uint32_t frame;	    /* valid in PMEM and BOTH */
 	uint32_t slot;	    /* valid in BOTH and BLOCK */
 	uint32_t crc;	    /* CRC-32C of the slot's bytes (BOTH, BLOCK) */
-	uint8_t state;	    /* enum vems_estate */
-	uint8_t reserved[7];
+	union {
+		uint64_t word; /* the commit word: state | check << 32 */
+		struct {
+			uint8_t state; /* enum vems_estate, 0: free */
+			uint8_t pad[3];
+			uint32_t check;
+		};
+	};
 };
 static_assert(sizeof(struct vems_entry) == 32, "entry layout");
+static_assert(offsetof(struct vems_entry, word) == 24, "entry layout");
+static_assert(offsetof(struct vems_entry, check) == 28, "entry layout");
 
 /* The block file's header, in its first 4 KiB. */
 struct vems_block_hdr {

@@ -14,6 +14,16 @@
 
 #include "vems_internal.h"
 
+/* CRC-32C of a name record's fields and bytes (layout.h). */
+static uint32_t
+rec_check(uint64_t partition, uint64_t id, const char *name, uint32_t len)
+{
+	uint64_t h[3] = {partition, id, ((uint64_t)len << 32) | 0x4e414d45u};
+	uint32_t c = vems__crc32c(h, sizeof(h));
+	/* continue the CRC over the name (ISA-L takes a running value) */
+	return vems__crc32c_update(c, name, len);
+}
+
 static int
 check_name(const char *name, size_t *lenp)
 {
@@ -72,8 +82,11 @@ vems__name_load(struct vems_pool *p, PMEMoid rec_oid)
 	size_t usable = pmemobj_alloc_usable_size(rec_oid);
 	if (usable < sizeof(*r) || r->len == 0 || r->len > VEMS_NAME_MAX ||
 	    usable < sizeof(*r) + r->len + 1 || r->name[r->len] != '\0' ||
-	    strlen(r->name) != r->len)
-		return vems__fail(VEMS_E_CORRUPT, "%s: invalid name record",
+	    strlen(r->name) != r->len ||
+	    r->check != rec_check(r->partition, r->id, r->name, r->len))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: a name record is damaged (check value "
+				  "mismatch): left as it is for repair",
 				  p->pmem_path);
 	if (find(p, r->name, r->len))
 		return vems__fail(VEMS_E_CORRUPT,
@@ -82,6 +95,28 @@ vems__name_load(struct vems_pool *p, PMEMoid rec_oid)
 				  p->pmem_path, r->name);
 	if (add_node(p, rec_oid))
 		return vems__fail(-ENOMEM, "out of memory");
+	return 0;
+}
+
+int
+vems__names_verify(struct vems_pool *p)
+{
+	for (size_t i = 0; i < p->names.nbuckets; i++)
+		for (struct vems_hnode *e = p->names.buckets[i]; e;
+		     e = e->next) {
+			struct vems_name *n =
+				vems_container_of(e, struct vems_name, node);
+			struct vems_oid o = {n->rec->partition, n->rec->id};
+			/* removal unbinds in the same transaction */
+			if (vems__obj_find(p, &o) == NULL)
+				return vems__fail(
+					VEMS_E_CORRUPT,
+					"%s: name \"%.128s\" is bound "
+					"to missing object %" PRIu64
+					".%" PRIu64,
+					p->pmem_path, n->rec->name, o.partition,
+					o.id);
+		}
 	return 0;
 }
 
@@ -111,9 +146,9 @@ tx_new_rec(const char *name, size_t len, const struct vems_oid *oid)
 	r->partition = oid->partition;
 	r->id = oid->id;
 	r->len = (uint32_t)len;
-	r->reserved = 0;
 	memcpy(r->name, name, len);
 	r->name[len] = '\0';
+	r->check = rec_check(oid->partition, oid->id, name, (uint32_t)len);
 	return o;
 }
 

@@ -4,7 +4,14 @@
  *
  * Object records are libpmemobj allocations of type VEMS_TYPE_OBJ, created
  * and freed in transactions; open finds them all with POBJ_FOREACH, so no
- * persistent table or list has to be kept in step with them.
+ * persistent table or list has to be kept in step with them. Each record
+ * verifies on its own (layout.h): rcheck over the fields that change in
+ * transactions, a check value inside the size word for the size.
+ *
+ * Removal is two-phase so that open never has to guess: a transaction
+ * unbinds the names and marks the record VEMS_OBJ_REMOVING (the commit
+ * point: the object is gone), then its extents are freed (extent.c), then
+ * a second transaction frees the record. Open finishes a marked removal.
  */
 
 #include <errno.h>
@@ -12,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "extent.h"
 #include "vems_internal.h"
 
 static uint64_t
@@ -33,6 +41,47 @@ vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
 			return n;
 	}
 	return NULL;
+}
+
+/* CRC-32C of an object record's transactional fields. */
+static uint32_t
+rec_check(const struct vems_obj_rec *r)
+{
+	struct {
+		uint64_t partition, id, serial;
+		int64_t ctime_ns;
+		uint32_t flags, magic;
+	} b;
+	memset(&b, 0, sizeof(b));
+	b.partition = r->partition;
+	b.id = r->id;
+	b.serial = r->serial;
+	b.ctime_ns = r->ctime_ns;
+	b.flags = r->flags;
+	b.magic = 0x4f424a52u; /* "OBJR": a zeroed record never verifies */
+	return vems__crc32c(&b, sizeof(b));
+}
+
+/*
+ * The size word: the size (< 2^43) in the low 48 bits and 16 bits of
+ * check above. The check is CRC-32C of (size, serial) folded to 16 bits;
+ * tests/test_object.c proves that it detects every single damaged byte of
+ * the word, since a CRC's change depends only on the change of its input.
+ */
+uint64_t
+vems__sizew(uint64_t size, uint64_t serial)
+{
+	uint64_t b[2] = {size, serial};
+	uint32_t c = vems__crc32c(b, sizeof(b));
+	uint64_t c16 = (c ^ (c >> 16)) & 0xffff;
+	return size | (c16 << VEMS_SIZEW_BITS);
+}
+
+uint32_t
+vems__super_mcheck(uint64_t next_id, uint64_t next_serial)
+{
+	uint64_t b[3] = {next_id, next_serial, 0x53555052u /* "SUPR" */};
+	return vems__crc32c(b, sizeof(b));
 }
 
 static struct vems_objnode *
@@ -69,22 +118,86 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 				  p->pmem_path);
 	struct vems_obj_rec *r = pmemobj_direct(rec_oid);
 	struct vems_oid oid = {r->partition, r->id};
-	if (r->id == 0 || r->serial == 0 || r->size > VEMS_OBJ_MAX_SIZE)
+	uint64_t size = vems__rec_size(r);
+	if (r->rcheck != rec_check(r) || r->id == 0 || r->serial == 0 ||
+	    (r->flags & ~VEMS_OBJ_REMOVING) || r->reserved != 0)
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: object record %" PRIu64 ".%" PRIu64
-				  " is invalid",
+				  " is damaged (check value mismatch): left "
+				  "as it is for repair",
+				  p->pmem_path, r->partition, r->id);
+	if (r->sizew != vems__sizew(size, r->serial) ||
+	    size > VEMS_OBJ_MAX_SIZE)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: object %" PRIu64 ".%" PRIu64
+				  ": its size word is damaged (check value "
+				  "mismatch): left as it is for repair",
 				  p->pmem_path, r->partition, r->id);
 	if (vems__obj_find(p, &oid))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: object %" PRIu64 ".%" PRIu64
 				  " recorded twice",
 				  p->pmem_path, r->partition, r->id);
+	if (vems__obj_by_serial(p, r->serial))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: object %" PRIu64 ".%" PRIu64
+				  " shares serial %" PRIu64 " with another",
+				  p->pmem_path, r->partition, r->id, r->serial);
 	struct vems_objnode *n = node_new(rec_oid);
 	if (n == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
-	vems__htab_insert(&p->objects, &n->by_oid, oid_hash(&oid));
+	n->removing = (r->flags & VEMS_OBJ_REMOVING) != 0;
 	vems__htab_insert(&p->serials, &n->by_serial, n->serial);
+	if (n->removing)
+		return 0; /* its entries find it; users do not */
+	vems__htab_insert(&p->objects, &n->by_oid, oid_hash(&oid));
 	p->nobjects++;
+	return 0;
+}
+
+/* Frees an object's record in a transaction; 0 or -1. */
+static int
+free_record(struct vems_pool *p, struct vems_objnode *n)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		pmemobj_tx_free(n->rec_oid);
+	}
+	TX_ONABORT
+	{
+		ret = -1;
+	}
+	TX_END
+	return ret;
+}
+
+/*
+ * At open, after the entry pass freed their extents: the records whose
+ * removal was under way go (a transaction each).
+ */
+int
+vems__obj_finish_removals(struct vems_pool *p)
+{
+	for (size_t i = 0; i < p->serials.nbuckets; i++) {
+		struct vems_hnode *e = p->serials.buckets[i];
+		while (e) {
+			struct vems_hnode *next = e->next;
+			struct vems_objnode *n = vems_container_of(
+				e, struct vems_objnode, by_serial);
+			if (n->removing) {
+				if (free_record(p, n))
+					return vems__fail(
+						-ENOSPC,
+						"cannot finish removing an "
+						"object: %s",
+						pmemobj_errormsg());
+				vems__htab_remove(&p->serials, &n->by_serial);
+				vems__obj_free_node(n);
+			}
+			e = next;
+		}
+	}
 	return 0;
 }
 
@@ -93,7 +206,9 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 {
 	if (p == NULL || oid == NULL)
 		return vems__fail(-EINVAL, "vems_obj_create: pool or oid NULL");
-	int ret = 0;
+	volatile int ret = vems__pool_writable(p);
+	if (ret)
+		return ret;
 	pthread_rwlock_wrlock(&p->meta_lock);
 	struct vems_oid want = *oid;
 	if (want.id == 0) {
@@ -116,11 +231,17 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 		memset(r, 0, sizeof(*r));
 		r->partition = want.partition;
 		r->id = want.id;
-		pmemobj_tx_add_range_direct(&sb->next_id, 2 * sizeof(uint64_t));
+		pmemobj_tx_add_range_direct(
+			&sb->next_id,
+			offsetof(struct vems_super, mpad) -
+				offsetof(struct vems_super, next_id));
 		r->serial = sb->next_serial++;
 		if (oid->id == 0)
 			sb->next_id = want.id + 1;
+		sb->mcheck = vems__super_mcheck(sb->next_id, sb->next_serial);
 		r->ctime_ns = r->mtime_ns = vems__now_ns();
+		r->sizew = vems__sizew(0, r->serial);
+		r->rcheck = rec_check(r);
 	}
 	TX_ONABORT
 	{
@@ -147,80 +268,14 @@ out:
 	return ret;
 }
 
-struct collect {
-	uint32_t *ext, *entry;
-	size_t n;
-	uint64_t from;
-};
-
-static void
-collect_fn(uint32_t ext, uint32_t entry, void *arg)
-{
-	struct collect *c = arg;
-	if (ext >= c->from) {
-		c->ext[c->n] = ext;
-		c->entry[c->n] = entry;
-		c->n++;
-	}
-}
-
-/*
- * Frees the extents at or past from_ext of an object whose size (or whose
- * record) no longer covers them. Caller holds n->lock exclusively, or owns
- * n outright. Each entry's serial is cleared (the commit point of the free)
- * and fenced before its frame, slot and entry can be handed out again.
- */
-int
-vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
-		       uint64_t from_ext)
-{
-	if (n->idx.count == 0)
-		return 0;
-	struct collect c = {malloc(n->idx.count * sizeof(uint32_t)),
-			    malloc(n->idx.count * sizeof(uint32_t)), 0,
-			    from_ext};
-	if (c.ext == NULL || c.entry == NULL) {
-		free(c.ext);
-		free(c.entry);
-		return vems__fail(-ENOMEM, "out of memory");
-	}
-	vems__xidx_foreach(&n->idx, collect_fn, &c);
-	int ret = 0;
-	for (size_t i = 0; i < c.n && ret == 0; i++)
-		ret = vems__pmem_store64(p, &p->entries[c.entry[i]].serial, 0);
-	vems__pmem_drain(p); /* frees durable before any reuse */
-	if (ret) {
-		free(c.ext);
-		free(c.entry);
-		return ret;
-	}
-	for (size_t i = 0; i < c.n; i++) {
-		struct vems_entry *e = &p->entries[c.entry[i]];
-		if (e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH)
-			vems__frame_free(p, e->frame);
-		if (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)
-			vems__slot_free(p, e->slot);
-		n->nstate[e->state]--;
-		atomic_fetch_sub(&p->nstate[e->state], 1);
-	}
-	pthread_mutex_lock(&p->alloc_lock);
-	for (size_t i = 0; i < c.n; i++)
-		vems__fl_push(&p->free_entries, c.entry[i]);
-	pthread_mutex_unlock(&p->alloc_lock);
-	for (size_t i = 0; i < c.n; i++)
-		vems__xidx_del(&n->idx, c.ext[i]);
-	VEMS_STAT_ADD(p, extents_freed, c.n);
-	free(c.ext);
-	free(c.entry);
-	return 0;
-}
-
 int
 vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 {
 	if (p == NULL)
 		return vems__fail(-EINVAL, "vems_obj_remove: pool is NULL");
-	int ret = 0;
+	volatile int ret = vems__pool_writable(p);
+	if (ret)
+		return ret;
 	pthread_rwlock_wrlock(&p->meta_lock);
 	struct vems_objnode *n = vems__obj_find(p, &oid);
 	if (n == NULL) {
@@ -241,11 +296,18 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 		ret = vems__fail(-ENOMEM, "out of memory");
 		goto out;
 	}
-	/* names and record go in one transaction: the crash-atomic step */
+	/*
+	 * The commit point: names unbound and the record marked, in one
+	 * transaction. From here the object is gone; what follows only
+	 * reclaims its space, and open finishes it after a crash.
+	 */
+	struct vems_obj_rec *r = n->rec;
 	TX_BEGIN(p->pop)
 	{
 		vems__names_tx_free(names, nnames);
-		pmemobj_tx_free(n->rec_oid);
+		pmemobj_tx_add_range_direct(&r->flags, 2 * sizeof(uint32_t));
+		r->flags |= VEMS_OBJ_REMOVING;
+		r->rcheck = rec_check(r);
 	}
 	TX_ONABORT
 	{
@@ -259,13 +321,23 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	if (ret)
 		goto out;
 	vems__htab_remove(&p->objects, &n->by_oid);
-	vems__htab_remove(&p->serials, &n->by_serial);
 	p->nobjects--;
-	/*
-	 * The record is gone, so its entries are orphans: a crash now would
-	 * free them at the next open. Free them now for reuse.
-	 */
-	ret = vems__obj_free_extents(p, n, 0);
+	n->removing = true;
+	/* no handle is open and meta_lock is held: nothing else uses n */
+	ret = vems__ext_free_from(p, n, 0);
+	if (ret == 0 && free_record(p, n) != 0)
+		ret = vems__fail(-ENOMEM, "cannot free an object record: %s",
+				 pmemobj_errormsg());
+	if (ret) {
+		/* it stays marked (and its node listed by serial, so its
+		 * extents keep an owner): the next open finishes it */
+		vems__errmsg_append("object %" PRIu64 ".%" PRIu64
+				    " is removed; its space is reclaimed at "
+				    "the next open",
+				    oid.partition, oid.id);
+		goto out;
+	}
+	vems__htab_remove(&p->serials, &n->by_serial);
 	vems__obj_free_node(n);
 out:
 	pthread_rwlock_unlock(&p->meta_lock);
@@ -334,7 +406,7 @@ fill_stat(struct vems_pool *p, struct vems_objnode *n, struct vems_obj_stat *st)
 	pthread_rwlock_rdlock(&n->lock);
 	memset(st, 0, sizeof(*st));
 	st->oid = n->oid;
-	st->size = n->rec->size;
+	st->size = vems__rec_size(n->rec);
 	st->ctime_ns = n->rec->ctime_ns;
 	st->mtime_ns = n->mtime_ns;
 	st->extents_pmem = n->nstate[VEMS_ES_PMEM];

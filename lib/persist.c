@@ -20,12 +20,23 @@
 
 #include "vems_internal.h"
 
+/*
+ * A failed msync leaves the range's stores in memory and maybe, maybe not,
+ * on media: the pool stops taking changes (vems__pool_writable) so that
+ * nothing it named can be handed out again before a reopen settles it.
+ */
 static int
-msync_range(const void *addr, size_t len)
+msync_range(struct vems_pool *p, const void *addr, size_t len)
 {
-	if (pmem_msync(addr, len) != 0)
-		return vems__fail(-EIO, "msync of pmem range failed: %s",
-				  strerror(errno));
+	if (pmem_msync(addr, len) != 0) {
+		int err = errno;
+		atomic_store(&p->failed, true);
+		return vems__fail(
+			-EIO,
+			"msync of pmem failed (%s): the pool takes no "
+			"more changes until it is reopened",
+			strerror(err));
+	}
 	return 0;
 }
 
@@ -39,7 +50,7 @@ vems__pmem_copy(struct vems_pool *p, void *dst, const void *src, size_t len)
 		return 0;
 	}
 	memcpy(dst, src, len);
-	return msync_range(dst, len);
+	return msync_range(p, dst, len);
 }
 
 int
@@ -50,7 +61,7 @@ vems__pmem_zero(struct vems_pool *p, void *dst, size_t len)
 		return 0;
 	}
 	memset(dst, 0, len);
-	return msync_range(dst, len);
+	return msync_range(p, dst, len);
 }
 
 int
@@ -60,7 +71,7 @@ vems__pmem_flush(struct vems_pool *p, const void *addr, size_t len)
 		pmem_flush(addr, len);
 		return 0;
 	}
-	return msync_range(addr, len);
+	return msync_range(p, addr, len);
 }
 
 void

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "extent.h"
 #include "vems_internal.h"
 
 #define NIL VEMS_NO_FRAME
@@ -210,7 +211,7 @@ vems__pol_victims_own(struct vems_pool *p, uint64_t serial, uint32_t lo,
 				&p->entries[p->fr[f].entry];
 			/* the caller holds `serial`'s object: its entries
 			 * cannot change, so ext_index may be read */
-			if (vems__entry_serial(e) == serial &&
+			if (vems__entry_owner(e) == serial &&
 			    (e->ext_index < lo || e->ext_index > hi)) {
 				unlink_frame(p, f);
 				p->fr[f].q = VEMS_FQ_BUSY;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "extent.h"
 #include "vems_internal.h"
 
 #define MIB (UINT64_C(1) << 20)
@@ -288,12 +289,13 @@ pool_free(struct vems_pool *p)
 		p->handles = h->next;
 		free(h);
 	}
-	for (size_t i = 0; i < p->objects.nbuckets; i++) {
-		struct vems_hnode *e = p->objects.buckets[i];
+	/* every node is listed by serial (removed ones too) */
+	for (size_t i = 0; i < p->serials.nbuckets; i++) {
+		struct vems_hnode *e = p->serials.buckets[i];
 		while (e) {
 			struct vems_hnode *next = e->next;
 			vems__obj_free_node(vems_container_of(
-				e, struct vems_objnode, by_oid));
+				e, struct vems_objnode, by_serial));
 			e = next;
 		}
 	}
@@ -386,6 +388,11 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	if (sb->csum != vems__crc32c(sb, offsetof(struct vems_super, csum)))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: superblock checksum mismatch", path);
+	if (sb->mcheck != vems__super_mcheck(sb->next_id, sb->next_serial))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: superblock counters are damaged (check "
+				  "value mismatch)",
+				  path);
 	if (sb->format != VEMS_FORMAT)
 		return vems__fail(VEMS_E_VERSION, "%s: superblock format %u",
 				  path, sb->format);
@@ -417,7 +424,12 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	return 0;
 }
 
-/* Rebuilds every DRAM structure from pmem; frees orphaned entries. */
+/*
+ * Rebuilds every DRAM structure from pmem. Everything is validated first
+ * without a store (records, then entries: extent.c's scan); only a pool
+ * that passes is repaired, i.e. what interrupted operations provably left
+ * behind is freed. A failure leaves libvems' metadata as it was.
+ */
 static int
 rebuild(struct vems_pool *p)
 {
@@ -449,91 +461,30 @@ rebuild(struct vems_pool *p)
 					 "%s: unknown record type %" PRIu64,
 					 p->pmem_path, t);
 		if (ret)
-			goto out;
+			return ret;
 	}
-
-	uint8_t *frame_used = calloc(p->nframes, 1);
-	uint8_t *slot_used = calloc(p->nslots ? p->nslots : 1, 1);
-	if (frame_used == NULL || slot_used == NULL) {
-		free(frame_used);
-		free(slot_used);
-		ret = vems__fail(-ENOMEM, "out of memory");
-		goto out;
-	}
-	bool orphans = false;
-	for (uint32_t i = p->nentries; i-- > 0;) {
-		struct vems_entry *e = &p->entries[i];
-		if (e->serial == 0) {
-			vems__fl_push(&p->free_entries, i);
-			continue;
-		}
-		struct vems_objnode *n = vems__obj_by_serial(p, e->serial);
-		uint64_t next = n
-			? (n->rec->size + p->extent_size - 1) >> p->extent_shift
-			: 0;
-		if (n == NULL || e->ext_index >= next) {
-			/*
-			 * An extent of a removed object, or past the end of a
-			 * truncated one, or of a write that never returned:
-			 * nothing can reach it, free it for good.
-			 */
-			if ((ret = vems__pmem_store64(p, &e->serial, 0)))
-				break;
-			orphans = true;
-			vems__fl_push(&p->free_entries, i);
-			continue;
-		}
-		bool in_pmem =
-			e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH;
-		bool in_block =
-			e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK;
-		if (!in_pmem && !in_block) {
-			ret = vems__fail(VEMS_E_CORRUPT,
-					 "%s: entry %u has invalid state %u",
-					 p->pmem_path, i, e->state);
-			break;
-		}
-		if ((in_pmem &&
-		     (e->frame >= p->nframes || frame_used[e->frame]++)) ||
-		    (in_block &&
-		     (e->slot >= p->nslots || slot_used[e->slot]++))) {
-			ret = vems__fail(VEMS_E_CORRUPT,
-					 "%s: entry %u points at a frame or "
-					 "slot out of range or already used",
-					 p->pmem_path, i);
-			break;
-		}
-		if (vems__xidx_get(&n->idx, e->ext_index) != UINT32_MAX) {
-			ret = vems__fail(VEMS_E_CORRUPT,
-					 "%s: extent %u of object %" PRIu64
-					 ".%" PRIu64 " is mapped twice",
-					 p->pmem_path, e->ext_index,
-					 n->oid.partition, n->oid.id);
-			break;
-		}
-		if (vems__xidx_put(&n->idx, e->ext_index, i)) {
-			ret = vems__fail(-ENOMEM, "out of memory");
-			break;
-		}
-		n->nstate[e->state]++;
-		atomic_fetch_add(&p->nstate[e->state], 1);
-		/* recency is not persisted: everything resident starts in
-		 * the main queue, in entry order */
-		if (in_pmem)
-			vems__pol_insert(p, e->frame, i, true);
-	}
-	if (orphans)
-		vems__pmem_drain(p); /* the frees above, before any reuse */
-	for (uint32_t f = p->nframes; ret == 0 && f-- > 0;)
-		if (!frame_used[f])
-			vems__fl_push(&p->free_frames, f);
-	for (uint32_t s = p->nslots; ret == 0 && s-- > 0;)
-		if (!slot_used[s])
-			vems__fl_push(&p->free_slots, s);
-	free(frame_used);
-	free(slot_used);
-out:
+	if ((ret = vems__names_verify(p)))
+		return ret;
+	struct vems_xscan scan;
+	ret = vems__ext_scan(p, &scan);
+	/* validated: from here on, repairs */
+	if (ret == 0)
+		ret = vems__ext_repair(p, &scan);
+	vems__ext_scan_fini(&scan);
+	if (ret == 0)
+		ret = vems__obj_finish_removals(p);
 	return ret;
+}
+
+int
+vems__pool_writable(struct vems_pool *p)
+{
+	if (!vems__pool_failed(p))
+		return 0;
+	return vems__fail(-EIO,
+			  "pool %s takes no changes: an msync of pmem failed "
+			  "earlier; close and reopen it",
+			  p->pmem_path);
 }
 
 static int
@@ -703,6 +654,7 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 		sb->csum = vems__crc32c(sb, offsetof(struct vems_super, csum));
 		sb->next_id = 1;
 		sb->next_serial = 1;
+		sb->mcheck = vems__super_mcheck(1, 1);
 	}
 	TX_ONABORT
 	{

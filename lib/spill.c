@@ -32,10 +32,11 @@
 #include <string.h>
 
 #include "backend.h"
+#include "extent.h"
 #include "vems_internal.h"
 
-#define SPILL_BATCH 64 /* extents per spill round */
-#define QD 32	       /* block transfers in flight per caller */
+#define SPILL_BATCH VEMS_SPILL_BATCH
+#define QD 32 /* block transfers in flight per caller */
 
 /* --- frames and slots ------------------------------------------------ */
 
@@ -240,11 +241,12 @@ vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 /* --- spilling -------------------------------------------------------- */
 
 struct victim {
-	uint32_t frame, entry, slot, crc, gen, ext;
+	/* entry, frame, slot, crc, state (at pick time: PMEM, which needs
+	 * I/O, or BOTH) and, after phase c, res: 1 freed, or -errno */
+	struct vems_xspill x;
+	uint32_t gen, ext;
 	uint64_t serial;
-	uint8_t state; /* at pick time: PMEM (needs I/O) or BOTH */
-	bool live;     /* prepared, still to be committed */
-	int res;       /* after phase c: 1 freed, or -errno */
+	bool live; /* prepared, still to be committed */
 	struct vems_bio bio;
 };
 
@@ -276,22 +278,17 @@ deadline_in(unsigned ms)
 }
 
 /*
- * Locks n for a spill phase; the held object needs none. Never waits for
- * long: a writer that spills synchronously holds its own object and may be
- * waiting for this very spill to end, so it only tries; the background
- * spiller (holding nothing) waits up to 50 ms, then gives up this object
- * (its extents are in use, hence not cold anyway).
+ * Locks n for a spill phase; the held object needs none. Never waits: a
+ * writer that spills synchronously holds its own object and may be waiting
+ * for this very spill to end, and the background spiller holds meta_lock
+ * shared (which creates and removes wait for). An object busy through a
+ * few tries is in use, hence not cold anyway: it is passed over.
  */
 static bool
 lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 {
 	if (n == held)
 		return true;
-	if (held == NULL) {
-		struct timespec ts = deadline_in(50);
-		return (excl ? pthread_rwlock_timedwrlock(&n->lock, &ts)
-			     : pthread_rwlock_timedrdlock(&n->lock, &ts)) == 0;
-	}
 	for (int i = 0; i < 64; i++) {
 		if ((excl ? pthread_rwlock_trywrlock(&n->lock)
 			  : pthread_rwlock_tryrdlock(&n->lock)) == 0)
@@ -335,26 +332,26 @@ static bool
 prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
 	struct vems_objnode *held, uint32_t lo, uint32_t hi, bool *block_full)
 {
-	const struct vems_entry *e = &p->entries[v->entry];
+	const struct vems_entry *e = &p->entries[v->x.entry];
 	/* re-read under the lock: the frame may have changed owner */
-	if (vems__entry_serial(e) != v->serial || e->frame != v->frame ||
+	if (vems__entry_owner(e) != v->serial || e->frame != v->x.frame ||
 	    (e->state != VEMS_ES_PMEM && e->state != VEMS_ES_BOTH) ||
 	    (n == held && e->ext_index >= lo && e->ext_index <= hi))
 		return false;
 	v->ext = e->ext_index;
-	v->state = e->state;
-	v->gen = atomic_load_explicit(&p->fr[v->frame].gen,
+	v->x.state = e->state;
+	v->gen = atomic_load_explicit(&p->fr[v->x.frame].gen,
 				      memory_order_relaxed);
-	if (v->state == VEMS_ES_BOTH)
+	if (v->x.state == VEMS_ES_BOTH)
 		return true; /* clean: no I/O */
-	if (!slot_alloc(p, &v->slot)) {
+	if (!slot_alloc(p, &v->x.slot)) {
 		*block_full = true;
 		return false;
 	}
-	uint8_t *f = vems__frame_addr(p, v->frame);
-	v->crc = vems__crc32c(f, p->extent_size);
+	uint8_t *f = vems__frame_addr(p, v->x.frame);
+	v->x.crc = vems__crc32c(f, p->extent_size);
 	v->bio = (struct vems_bio){.buf = f,
-				   .off = vems__slot_off(p, v->slot),
+				   .off = vems__slot_off(p, v->x.slot),
 				   .len = (uint32_t)p->extent_size,
 				   .write = true};
 	return true;
@@ -364,65 +361,33 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
 static bool
 unchanged(struct vems_pool *p, const struct victim *v)
 {
-	const struct vems_entry *e = &p->entries[v->entry];
-	return vems__entry_serial(e) == v->serial && e->frame == v->frame &&
-		e->state == v->state &&
-		atomic_load_explicit(&p->fr[v->frame].gen,
+	const struct vems_entry *e = &p->entries[v->x.entry];
+	return vems__entry_owner(e) == v->serial && e->frame == v->x.frame &&
+		e->state == v->x.state &&
+		atomic_load_explicit(&p->fr[v->x.frame].gen,
 				     memory_order_relaxed) == v->gen;
 }
 
 /*
- * Phase c for the victims [0, cnt) of one object, locked exclusively:
- * slots and crcs of the dirty ones, one fence, every state store, one
- * fence, then the frames go. Sets v->res: 1 freed, -EAGAIN changed
- * meanwhile, other < 0 failed at an msync.
+ * Phase c for the victims [0, cnt) of one object, locked exclusively: the
+ * ones nobody changed meanwhile switch together (extent.c: slots and crcs,
+ * fence, states, fence, frames freed). Sets x.res: 1 freed, -EAGAIN
+ * changed meanwhile, other < 0 failed at an msync.
  */
 static void
 commit_group(struct vems_pool *p, struct vems_objnode *n, struct victim *v,
 	     size_t cnt)
 {
-	int err = 0;
+	struct vems_xspill *go[SPILL_BATCH];
+	size_t ngo = 0;
 	for (size_t i = 0; i < cnt; i++) {
-		if (!unchanged(p, &v[i])) {
-			v[i].res = -EAGAIN;
-			continue;
-		}
-		v[i].res = 1;
-		if (v[i].state != VEMS_ES_PMEM)
-			continue;
-		/* slot and crc are ignored while the state is PMEM */
-		struct vems_entry *e = &p->entries[v[i].entry];
-		e->slot = v[i].slot;
-		e->crc = v[i].crc;
-		if (!err)
-			err = vems__pmem_flush(
-				p, &e->slot, sizeof(e->slot) + sizeof(e->crc));
+		if (!unchanged(p, &v[i]))
+			v[i].x.res = -EAGAIN;
+		else
+			go[ngo++] = &v[i].x;
 	}
-	vems__pmem_drain(p); /* slots and crcs before the states naming them */
-	for (size_t i = 0; i < cnt; i++) {
-		if (v[i].res != 1)
-			continue;
-		if (err) {
-			v[i].res = err; /* nothing switched: keep it all */
-			continue;
-		}
-		int r = vems__pmem_store8(p, &p->entries[v[i].entry].state,
-					  VEMS_ES_BLOCK);
-		if (r)
-			v[i].res = err = r; /* may or may not be durable */
-	}
-	vems__pmem_drain(p); /* the switches, before the frames are reused */
-	for (size_t i = 0; i < cnt; i++) {
-		if (v[i].res != 1)
-			continue;
-		if (v[i].state == VEMS_ES_PMEM)
-			vems__slot_committed(p, v[i].slot);
-		n->nstate[v[i].state]--;
-		n->nstate[VEMS_ES_BLOCK]++;
-		atomic_fetch_sub(&p->nstate[v[i].state], 1);
-		atomic_fetch_add(&p->nstate[VEMS_ES_BLOCK], 1);
-		vems__frame_free(p, v[i].frame);
-	}
+	if (ngo)
+		vems__ext_spill_commit(p, n, go, ngo);
 }
 
 static int
@@ -431,7 +396,7 @@ victim_cmp(const void *a, const void *b)
 	const struct victim *x = a, *y = b;
 	if (x->serial != y->serial)
 		return x->serial < y->serial ? -1 : 1;
-	return x->frame < y->frame ? -1 : x->frame > y->frame;
+	return x->x.frame < y->x.frame ? -1 : x->x.frame > y->x.frame;
 }
 
 /* Ends a spill round; true if other spills are still in flight. */
@@ -454,6 +419,8 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	struct vems_bio *bios[SPILL_BATCH];
 	if (want > SPILL_BATCH)
 		want = SPILL_BATCH;
+	if (vems__pool_failed(p))
+		return vems__pool_writable(p);
 	atomic_fetch_add(&p->spills_inflight, 1);
 	uint32_t nv = own
 		? vems__pol_victims_own(p, held->serial, lo, hi, frames, want)
@@ -465,9 +432,9 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	/* owners, then grouped: one lock per object and phase */
 	pthread_mutex_lock(&p->pol_lock);
 	for (uint32_t i = 0; i < nv; i++) {
-		vs[i] = (struct victim){.frame = frames[i],
-					.entry = p->fr[frames[i]].entry};
-		vs[i].serial = vems__entry_serial(&p->entries[vs[i].entry]);
+		vs[i] = (struct victim){.x = {.frame = frames[i],
+					      .entry = p->fr[frames[i]].entry}};
+		vs[i].serial = vems__entry_owner(&p->entries[vs[i].x.entry]);
 	}
 	pthread_mutex_unlock(&p->pol_lock);
 	qsort(vs, nv, sizeof(*vs), victim_cmp);
@@ -486,8 +453,8 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 				prepare(p, &vs[k], n, held, lo, hi,
 					&block_full);
 			if (!vs[k].live)
-				vems__pol_putback(p, vs[k].frame);
-			else if (vs[k].state == VEMS_ES_PMEM)
+				vems__pol_putback(p, vs[k].x.frame);
+			else if (vs[k].x.state == VEMS_ES_PMEM)
 				bios[nio++] = &vs[k].bio;
 		}
 		if (locked)
@@ -509,8 +476,8 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		for (uint32_t x = i; x < j; x++) {
 			if (!vs[x].live)
 				continue;
-			if (vs[x].state == VEMS_ES_PMEM && vs[x].bio.res) {
-				vs[x].res = vs[x].bio.res;
+			if (vs[x].x.state == VEMS_ES_PMEM && vs[x].bio.res) {
+				vs[x].x.res = vs[x].bio.res;
 				vs[x].live = false;
 			}
 			struct victim t = vs[k];
@@ -534,15 +501,15 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 			unlock_obj(n, held);
 		} else {
 			for (uint32_t x = i; x < c; x++)
-				vs[x].res = -EAGAIN; /* removed, or busy */
+				vs[x].x.res = -EAGAIN; /* removed, or busy */
 		}
 		for (uint32_t x = i; x < k; x++) {
 			struct victim *v = &vs[x];
-			int r = v->res;
+			int r = v->x.res;
 			if (r == 1) {
 				freed++;
 				vems__ghost_add(p, v->serial, v->ext);
-				if (v->state == VEMS_ES_PMEM) {
+				if (v->x.state == VEMS_ES_PMEM) {
 					VEMS_STAT_ADD(p, spills, 1);
 					VEMS_STAT_ADD(p, bytes_spilled,
 						      p->extent_size);
@@ -559,10 +526,10 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 			 * may be durable: keep the slot; the next open
 			 * settles it).
 			 */
-			if (v->state == VEMS_ES_PMEM &&
+			if (v->x.state == VEMS_ES_PMEM &&
 			    (v->bio.res != 0 || r == -EAGAIN))
-				vems__slot_free(p, v->slot);
-			vems__pol_putback(p, v->frame);
+				vems__slot_free(p, v->x.slot);
+			vems__pol_putback(p, v->x.frame);
 		}
 	}
 	if (have_meta)
@@ -701,7 +668,7 @@ spiller_main(void *arg)
 int
 vems__spill_start(struct vems_pool *p, const struct vems_config *cfg)
 {
-	p->low_pct = cfg ? cfg->low_watermark : 10;
+	p->low_pct = cfg ? cfg->low_watermark : VEMS_LOW_WATERMARK_DEFAULT;
 	p->low_frames = (uint32_t)((uint64_t)p->nframes * p->low_pct / 100);
 	uint32_t step = p->nframes / 40 > 1 ? p->nframes / 40 : 1;
 	p->high_frames = p->low_frames + step;

@@ -45,6 +45,8 @@ void vems__config_defaults(struct vems_config *cfg);
 /* --- crc ------------------------------------------------------------ */
 
 uint32_t vems__crc32c(const void *buf, size_t len);
+/* Continues a CRC-32C over more bytes. */
+uint32_t vems__crc32c_update(uint32_t crc, const void *buf, size_t len);
 
 /* --- hashmap.c: intrusive chained hash table ------------------------ */
 
@@ -119,7 +121,18 @@ struct vems_objnode {
 	uint64_t nstate[4];	  /* mapped extents per vems_estate */
 	int opens;		  /* handles open, under pool->meta_lock */
 	bool nodrain_pending;	  /* a deferred-drain write happened */
+	bool removing;		  /* at open: its removal was under way */
+	bool stale_tail;	  /* extents past the end could not be freed */
 };
+
+/* An object record's size (the low bits of its size word). */
+static inline uint64_t
+vems__rec_size(const struct vems_obj_rec *r)
+{
+	return atomic_load_explicit((const _Atomic uint64_t *)&r->sizew,
+				    memory_order_relaxed) &
+		VEMS_SIZEW_MASK;
+}
 
 struct vems_name {
 	struct vems_hnode node;
@@ -210,7 +223,7 @@ struct vems_pool {
 	/* async reads in flight per slot; a slot freed meanwhile is put on
 	 * the free list by the last reader. Flags say why a slot that is
 	 * neither free nor mapped is so (alloc_lock). */
-	uint16_t *slot_pins;
+	uint32_t *slot_pins;
 	uint8_t *slot_flags;
 
 	/* the capacity tier */
@@ -238,6 +251,13 @@ struct vems_pool {
 	_Atomic unsigned spills_inflight;
 	pthread_cond_t sp_done;
 
+	/*
+	 * Set when an msync of pmem failed (the msync path only): a store it
+	 * covered may or may not be on media, so the pool refuses changes
+	 * until it is reopened, and no frame or slot is handed out again.
+	 */
+	_Atomic bool failed;
+
 	struct vems_counters st[VEMS_STAT_SHARDS];
 	/* gauges: extents per vems_estate; changed on (rare) state moves */
 	_Atomic uint64_t nstate[4];
@@ -259,6 +279,15 @@ void vems__pmem_drain(struct vems_pool *p);
 /* An 8-byte failure-atomic store, flushed (not drained). */
 int vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v);
 int vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v);
+
+/* True once an msync failed: writes then give -EIO until reopen. */
+static inline bool
+vems__pool_failed(struct vems_pool *p)
+{
+	return atomic_load_explicit(&p->failed, memory_order_relaxed);
+}
+/* -EIO with a sentence if the pool refuses changes (see `failed`). */
+int vems__pool_writable(struct vems_pool *p);
 
 /* --- freelist (pool.c) ---------------------------------------------- */
 
@@ -286,14 +315,19 @@ struct vems_objnode *vems__obj_find(struct vems_pool *p,
 				    const struct vems_oid *oid);
 int vems__obj_load(struct vems_pool *p, PMEMoid rec_oid);
 void vems__obj_free_node(struct vems_objnode *n);
-/* Frees entries of n whose extent lies at or past `from_ext`; n locked. */
-int vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
-			   uint64_t from_ext);
+/* The size word for `size` of the object with `serial` (layout.h). */
+uint64_t vems__sizew(uint64_t size, uint64_t serial);
+/* The superblock's check of its transactional counters. */
+uint32_t vems__super_mcheck(uint64_t next_id, uint64_t next_serial);
+/* At open, after the entry pass: finishes interrupted removals. */
+int vems__obj_finish_removals(struct vems_pool *p);
 
 /* --- namespace.c ----------------------------------------------------- */
 
 int vems__name_load(struct vems_pool *p, PMEMoid rec_oid);
 void vems__names_fini(struct vems_pool *p);
+/* At open: every name is bound to a live object, else VEMS_E_CORRUPT. */
+int vems__names_verify(struct vems_pool *p);
 /* Names bound to oid (collect, free in a transaction, then drop). */
 int vems__names_of_oid(struct vems_pool *p, const struct vems_oid *oid,
 		       struct vems_name ***v, size_t *cnt);
@@ -393,20 +427,6 @@ void vems__spill_kick(struct vems_pool *p);
 /* Finds an object by serial; meta_lock held. */
 struct vems_objnode *vems__obj_by_serial(struct vems_pool *p, uint64_t serial);
 
-/*
- * An entry's owner, read without its owner's lock (the spiller, a
- * promotion re-checking after relocking). Serials are only stored
- * atomically (vems__pmem_store64), and an entry whose serial names a
- * locked object cannot change hands, so check this before any other
- * field.
- */
-static inline uint64_t
-vems__entry_serial(const struct vems_entry *e)
-{
-	return atomic_load_explicit((const _Atomic uint64_t *)&e->serial,
-				    memory_order_relaxed);
-}
-
 /* --- io.c ------------------------------------------------------------ */
 
 /* A BLOCK extent read twice while recent: brought back after the read. */
@@ -417,7 +437,7 @@ struct vems_promo {
 	bool hot;     /* evicted lately (a ghost hit): main queue */
 };
 /* Brings verified copies back into free frames as clean extents (best
- * effort); takes n's lock exclusively. */
+ * effort); takes n's lock exclusively. In extent.c. */
 void vems__promote(struct vems_pool *p, struct vems_objnode *n,
 		   struct vems_promo *v, size_t cnt);
 /* An extent-sized buffer aligned for the backend. */
