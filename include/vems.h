@@ -58,7 +58,8 @@ VEMS_API const char *vems_version(void);
 #define VEMS_E_VERSION (VEMS_E_BASE - 2)  /* pool format is not ours */
 #define VEMS_E_CORRUPT (VEMS_E_BASE - 3)  /* metadata fails validation */
 #define VEMS_E_MISMATCH (VEMS_E_BASE - 4) /* pmem and block file differ */
-#define VEMS_E_CHECKSUM (VEMS_E_BASE - 5) /* block data fails its crc */
+/* Reserved: block data failing its checksum is reported as -EIO. */
+#define VEMS_E_CHECKSUM (VEMS_E_BASE - 5)
 #define VEMS_E_LAST VEMS_E_CHECKSUM
 
 /*
@@ -194,12 +195,20 @@ VEMS_API int vems_pool_open(struct vems_pool **pool, const char *pmem_path,
  * Makes everything durable, closes every object handle still open on the
  * pool (they become invalid), and frees the pool. Accepts NULL.
  * Returns 0 or the first error met while flushing (the pool is freed anyway).
+ * -EBUSY, with the pool left open and untouched, while an asynchronous
+ * context (vems_aio_ctx_new) of the pool exists: delete those first.
  */
 VEMS_API int vems_pool_close(struct vems_pool **pool);
 
 /*
- * The synchronous barrier for the whole pool: every write to any object of
- * the pool that returned before this call is durable when it returns.
+ * The synchronous barrier for the whole pool. When it returns, durable are:
+ * every write that returned before it on the calling thread, and every
+ * write without VEMS_W_NODRAIN from any thread (those were durable when
+ * they returned). A VEMS_W_NODRAIN write made on another thread is flushed
+ * but not fenced by that thread, and a fence only orders its own CPU's
+ * flushes: it becomes durable through a barrier (or a fenced write) on the
+ * thread that made it. On a pool that is not real pmem (msync path) every
+ * write is durable when it returns, so the barriers have nothing to add.
  */
 VEMS_API int vems_pool_persist(struct vems_pool *pool);
 
@@ -320,10 +329,17 @@ VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
 /*
  * Writes len bytes at byte offset off, growing the object if needed (a gap
  * reads as zeros). When it returns (without VEMS_W_NODRAIN) the data and the
- * new size are durable. Returns len. A write is all-or-nothing with respect
- * to errors, but a crash during the call may leave part of it written.
- * Errors: -EINVAL (off + len > VEMS_OBJ_MAX_SIZE, unknown flags), -EBADF
- * (handle opened read-only), -ENOSPC (no free space in either tier).
+ * new size are durable. Returns len, or fewer bytes written (a short write,
+ * as POSIX allows) in one case: when pmem is full of extents that other
+ * writers hold, a write larger than pmem can place at once is published in
+ * parts, and if a later part then cannot be placed the count written is
+ * returned. On an error nothing past the old size is published (the size
+ * is unchanged), but bytes of the range below it may already hold the new
+ * data; a crash during the call may leave part of it written (each byte
+ * old or new). Errors: -EINVAL (off + len > VEMS_OBJ_MAX_SIZE, unknown
+ * flags), -EBADF (handle opened read-only), -ENOSPC (no free space in
+ * either tier), -EIO (block I/O failed, or the pool takes no more changes
+ * after an msync failure: reopen it).
  */
 VEMS_API ssize_t vems_obj_pwrite(struct vems_obj *obj, const void *buf,
 				 size_t len, uint64_t off, unsigned flags);
@@ -336,8 +352,9 @@ VEMS_API ssize_t vems_obj_pwrite(struct vems_obj *obj, const void *buf,
 VEMS_API int vems_obj_truncate(struct vems_obj *obj, uint64_t size);
 
 /*
- * The synchronous barrier for one object: every write to it that returned
- * before this call is durable when it returns.
+ * The synchronous barrier for one object: as vems_pool_persist, for the
+ * writes to this object (the same rule for other threads' VEMS_W_NODRAIN
+ * writes), and the object's modification time.
  */
 VEMS_API int vems_obj_persist(struct vems_obj *obj);
 

@@ -393,6 +393,7 @@ vems_aio_ctx_new(struct vems_pool *p, unsigned depth, struct vems_aio_ctx **cp)
 		c->q = NULL;
 		goto fail;
 	}
+	atomic_fetch_add(&p->aio_ctxs, 1); /* vems_pool_close waits for it */
 	*cp = c;
 	return 0;
 fail:
@@ -571,6 +572,7 @@ vems_aio_ctx_delete(struct vems_aio_ctx **cp)
 	if (c->worker_running)
 		pthread_join(c->worker, NULL);
 	c->p->be->ops->queue_put(c->p->be, c->q);
+	atomic_fetch_sub(&c->p->aio_ctxs, 1);
 	close(c->efd);
 	free(c->done);
 	pthread_mutex_destroy(&c->lock);

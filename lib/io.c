@@ -714,7 +714,9 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 			deadline = 0;
 		vems__spill_wait(obj->pool, 1);
 	}
-	if (ret)
+	if (ret && done > 0)
+		len = done; /* published in parts under pressure: short */
+	else if (ret)
 		return ret;
 	struct vems_counters *c = VEMS_STATS(obj->pool);
 	VEMS_STAT_ADD_TO(c, writes, 1);

@@ -888,7 +888,9 @@ vems_pool_persist(struct vems_pool *p)
 		return vems__fail(-EINVAL, "pool is NULL");
 	/*
 	 * Every write already flushed its stores (or msync()ed them); what a
-	 * deferred-drain write skipped is the fence, issued here.
+	 * deferred-drain write skipped is the fence, issued here. A fence
+	 * orders the calling CPU's flushes only: see vems.h for what that
+	 * means for deferred-drain writes made on other threads.
 	 */
 	vems__pmem_drain(p);
 	return 0;
@@ -901,6 +903,12 @@ vems_pool_close(struct vems_pool **poolp)
 		return 0;
 	struct vems_pool *p = *poolp;
 	int ret = 0;
+	unsigned live = atomic_load(&p->aio_ctxs);
+	if (live > 0)
+		return vems__fail(-EBUSY,
+				  "pool %s has %u asynchronous context(s): "
+				  "delete them first (the pool stays open)",
+				  p->pmem_path, live);
 	/* make the DRAM mtimes of open objects durable, then fence */
 	for (struct vems_obj *h = p->handles; h; h = h->next) {
 		int r = vems_obj_persist(h);

@@ -257,6 +257,7 @@ struct vems_pool {
 	 * until it is reopened, and no frame or slot is handed out again.
 	 */
 	_Atomic bool failed;
+	_Atomic unsigned aio_ctxs; /* live vems_aio_ctx (close refuses) */
 
 	struct vems_counters st[VEMS_STAT_SHARDS];
 	/* gauges: extents per vems_estate; changed on (rare) state moves */

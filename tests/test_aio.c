@@ -324,6 +324,43 @@ test_read_snapshot(void **state)
 	tu_destroy(&tp);
 }
 
+/*
+ * Closing a pool under a live context used to free the pool (returning 0)
+ * and make the context's later delete use freed memory. Now close refuses
+ * with -EBUSY and leaves the pool working.
+ */
+static void
+test_close_with_live_context(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	struct vems_obj *o;
+	setup(&tp, "aio-close", 2 * MIB, &o);
+	struct vems_aio_ctx *c;
+	TU_OK(vems_aio_ctx_new(tp.pool, 8, &c));
+	struct vems_pool *keep = tp.pool;
+	assert_int_equal(vems_pool_close(&tp.pool), -EBUSY);
+	assert_ptr_equal(tp.pool, keep);
+	assert_non_null(strstr(vems_errormsg(), "asynchronous"));
+	/* the pool and the context still work */
+	uint8_t buf[4096];
+	struct vems_aio req = {.obj = o,
+			       .op = VEMS_AIO_READ,
+			       .buf = buf,
+			       .len = sizeof(buf),
+			       .off = 8192};
+	struct vems_aio *rp = &req, *done;
+	assert_int_equal(vems_aio_submit(c, &rp, 1), 1);
+	assert_int_equal(vems_aio_wait(c, &done, 1, 1, -1), 1);
+	assert_int_equal(done->result, (ssize_t)sizeof(buf));
+	assert_true(tu_verify(buf, sizeof(buf), 7, 8192));
+	vems_aio_ctx_delete(&c);
+	vems_obj_close(&o);
+	TU_OK(vems_pool_close(&tp.pool));
+	assert_null(tp.pool);
+	tu_destroy(&tp);
+}
+
 static void
 test_bad_arguments(void **state)
 {
@@ -392,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_writes_needing_block),
 		cmocka_unit_test(test_eventfd_loop),
 		cmocka_unit_test(test_read_snapshot),
+		cmocka_unit_test(test_close_with_live_context),
 		cmocka_unit_test(test_bad_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1208,6 +1208,50 @@ test_sync_spill_batch_ahead(void **state)
 	tu_destroy(&tp);
 }
 
+/* Opening without a config gives the documented default watermark (it
+ * gave 10%), and the refill band is the documented 2.5% of the frames. */
+static void
+test_null_config_watermark(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "wmdef", 64 * MIB, 128 * MIB, 64 * KIB);
+	TU_OK(vems_pool_close(&tp.pool));
+	TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+	struct vems_pool *p = tp.pool;
+	assert_int_equal(p->low_pct, VEMS_LOW_WATERMARK_DEFAULT);
+	assert_int_equal(p->low_frames,
+			 p->nframes * VEMS_LOW_WATERMARK_DEFAULT / 100);
+	assert_int_equal(p->high_frames - p->low_frames, p->nframes / 40);
+	tu_destroy(&tp);
+}
+
+/* More than 65535 readers pinning one slot: the count must not wrap (it
+ * was 16 bits), or a freed slot would be reused under a pending read. */
+static void
+test_slot_pins_do_not_wrap(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "pins", 16 * MIB, 16 * MIB, 64 * KIB);
+	struct vems_pool *p = tp.pool;
+	uint32_t slot;
+	pthread_mutex_lock(&p->alloc_lock);
+	assert_true(vems__fl_pop(&p->free_slots, &slot));
+	uint32_t nfree = p->free_slots.n;
+	pthread_mutex_unlock(&p->alloc_lock);
+	enum { PINS = 70000 };
+	for (int i = 0; i < PINS; i++)
+		vems__slot_pin(p, slot);
+	vems__slot_free(p, slot); /* freed while pinned: pending */
+	for (int i = 0; i < PINS - 1; i++)
+		vems__slot_unpin(p, slot);
+	assert_int_equal(p->free_slots.n, nfree); /* still pinned once */
+	vems__slot_unpin(p, slot);
+	assert_int_equal(p->free_slots.n, nfree + 1);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
@@ -1222,6 +1266,8 @@ main(void)
 		cmocka_unit_test(test_busy_object_no_enospc),
 		/* last: it may crash the process (see the test) */
 		cmocka_unit_test(test_read_many_spilled),
+		cmocka_unit_test(test_null_config_watermark),
+		cmocka_unit_test(test_slot_pins_do_not_wrap),
 	};
 	/* a subset, by cmocka pattern: VEMS_TEST_FILTER=test_sync_spill */
 	if (getenv("VEMS_TEST_FILTER"))
