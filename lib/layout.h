@@ -80,9 +80,13 @@ struct vems_super {
 	/* mutable, transactional */
 	uint64_t next_id;     /* next id handed out by vems_obj_create */
 	uint64_t next_serial; /* next object serial (never reused) */
-	uint32_t mcheck;      /* vems__super_mcheck(next_id, next_serial) */
+	/* records that exist: open finds exactly these many, or the heap
+	 * walk lost or invented one (a damaged allocation header) */
+	uint64_t nobj_recs;
+	uint64_t nname_recs;
+	uint32_t mcheck; /* vems__super_mcheck() of the four above */
 	uint32_t mpad;
-	uint64_t mreserved[5];
+	uint64_t mreserved[3];
 };
 static_assert(offsetof(struct vems_super, entries) == 96, "super layout");
 static_assert(offsetof(struct vems_super, block_path) == 192, "super layout");

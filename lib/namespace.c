@@ -175,6 +175,7 @@ vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
 	TX_BEGIN(p->pop)
 	{
 		o = tx_new_rec(name, len, &oid);
+		vems__super_tx_count(p->sb, 0, 1);
 	}
 	TX_ONABORT
 	{
@@ -183,7 +184,13 @@ vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
 	}
 	TX_END
 	if (ret == 0 && add_node(p, o) != 0) {
-		pmemobj_free(&o);
+		/* keep DRAM and pmem in step: undo the binding */
+		TX_BEGIN(p->pop)
+		{
+			pmemobj_tx_free(o);
+			vems__super_tx_count(p->sb, 0, -1);
+		}
+		TX_END
 		ret = vems__fail(-ENOMEM, "out of memory");
 	}
 out:
@@ -230,6 +237,7 @@ vems_name_unbind(struct vems_pool *p, const char *name)
 	TX_BEGIN(p->pop)
 	{
 		pmemobj_tx_free(n->rec_oid);
+		vems__super_tx_count(p->sb, 0, -1);
 	}
 	TX_ONABORT
 	{
@@ -274,8 +282,10 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 	{
 		o = tx_new_rec(to, tlen, &oid);
 		pmemobj_tx_free(f->rec_oid);
-		if (t)
+		if (t) {
 			pmemobj_tx_free(t->rec_oid);
+			vems__super_tx_count(p->sb, 0, -1);
+		}
 	}
 	TX_ONABORT
 	{

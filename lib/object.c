@@ -78,10 +78,23 @@ vems__sizew(uint64_t size, uint64_t serial)
 }
 
 uint32_t
-vems__super_mcheck(uint64_t next_id, uint64_t next_serial)
+vems__super_mcheck(const struct vems_super *sb)
 {
-	uint64_t b[3] = {next_id, next_serial, 0x53555052u /* "SUPR" */};
+	uint64_t b[5] = {sb->next_id, sb->next_serial, sb->nobj_recs,
+			 sb->nname_recs, 0x53555052u /* "SUPR" */};
 	return vems__crc32c(b, sizeof(b));
+}
+
+void
+vems__super_tx_count(struct vems_super *sb, int dobj, int dname)
+{
+	pmemobj_tx_add_range_direct(
+		&sb->next_id,
+		offsetof(struct vems_super, mreserved) -
+			offsetof(struct vems_super, next_id));
+	sb->nobj_recs += (uint64_t)(int64_t)dobj;
+	sb->nname_recs += (uint64_t)(int64_t)dname;
+	sb->mcheck = vems__super_mcheck(sb);
 }
 
 static struct vems_objnode *
@@ -162,6 +175,7 @@ free_record(struct vems_pool *p, struct vems_objnode *n)
 	volatile int ret = 0;
 	TX_BEGIN(p->pop)
 	{
+		vems__super_tx_count(p->sb, -1, 0);
 		pmemobj_tx_free(n->rec_oid);
 	}
 	TX_ONABORT
@@ -231,14 +245,11 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 		memset(r, 0, sizeof(*r));
 		r->partition = want.partition;
 		r->id = want.id;
-		pmemobj_tx_add_range_direct(
-			&sb->next_id,
-			offsetof(struct vems_super, mpad) -
-				offsetof(struct vems_super, next_id));
+		vems__super_tx_count(sb, 1, 0); /* adds the counters' range */
 		r->serial = sb->next_serial++;
 		if (oid->id == 0)
 			sb->next_id = want.id + 1;
-		sb->mcheck = vems__super_mcheck(sb->next_id, sb->next_serial);
+		sb->mcheck = vems__super_mcheck(sb);
 		r->ctime_ns = r->mtime_ns = vems__now_ns();
 		r->sizew = vems__sizew(0, r->serial);
 		r->rcheck = rec_check(r);
@@ -254,8 +265,14 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 		goto out;
 	struct vems_objnode *n = node_new(rec_oid);
 	if (n == NULL) {
-		/* keep DRAM and pmem in step: undo the creation */
-		pmemobj_free(&rec_oid);
+		/* keep DRAM and pmem in step: undo the creation (the id and
+		 * serial stay used: they are never handed out twice) */
+		TX_BEGIN(p->pop)
+		{
+			vems__super_tx_count(sb, -1, 0);
+			pmemobj_tx_free(rec_oid);
+		}
+		TX_END
 		ret = vems__fail(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -305,6 +322,7 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	TX_BEGIN(p->pop)
 	{
 		vems__names_tx_free(names, nnames);
+		vems__super_tx_count(p->sb, 0, -(int)nnames);
 		pmemobj_tx_add_range_direct(&r->flags, 2 * sizeof(uint32_t));
 		r->flags |= VEMS_OBJ_REMOVING;
 		r->rcheck = rec_check(r);

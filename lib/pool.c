@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,8 +150,20 @@ lock_owner(int fd, const char *path)
 			   .l_whence = SEEK_SET,
 			   .l_start = 0,
 			   .l_len = 1};
-	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
+	/*
+	 * Briefly retried: an opener killed while its validation process
+	 * (see probe) had just been forked leaves that process holding a
+	 * copy of the locked fd for the moment it takes to close it (it
+	 * also dies with its parent).
+	 */
+	for (int i = 0; i < 100; i++) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EACCES)
+			break;
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	if (errno != EAGAIN && errno != EACCES)
 		return vems__fail(-errno, "cannot lock %s: %s", path,
 				  strerror(errno));
@@ -332,8 +348,8 @@ pool_free(struct vems_pool *p)
 }
 
 /* Points the DRAM handle at the pool's structures; decides persistence. */
-static int
-attach(struct vems_pool *p, const struct vems_config *cfg)
+static void
+attach_map(struct vems_pool *p)
 {
 	struct vems_super *sb = p->sb;
 	p->extent_size = sb->extent_size;
@@ -349,6 +365,14 @@ attach(struct vems_pool *p, const struct vems_config *cfg)
 	 */
 	p->is_pmem = pmem_is_pmem(p->frames,
 				  (size_t)p->nframes * p->extent_size) != 0;
+}
+
+/* The capacity tier and the mapping's access pattern. */
+static int
+attach(struct vems_pool *p, const struct vems_config *cfg)
+{
+	struct vems_super *sb = p->sb;
+	attach_map(p);
 	if (!p->is_pmem) {
 		/*
 		 * An msync writes back whole folios; with the kernel's large
@@ -388,7 +412,7 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	if (sb->csum != vems__crc32c(sb, offsetof(struct vems_super, csum)))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: superblock checksum mismatch", path);
-	if (sb->mcheck != vems__super_mcheck(sb->next_id, sb->next_serial))
+	if (sb->mcheck != vems__super_mcheck(sb))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: superblock counters are damaged (check "
 				  "value mismatch)",
@@ -410,6 +434,22 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: superblock geometry is "
 				  "invalid",
+				  path);
+	/* our own bounds first: the calls below read libpmemobj headers */
+	uint64_t psize = li->size ? li->size : sb->pmem_size;
+	uint64_t ent_bytes = sb->nentries * sizeof(struct vems_entry);
+	uint64_t data_bytes = sb->data_align + sb->nframes * es;
+	PMEMoid none = pmemobj_root(p->pop, 0);
+	if (sb->entries.pool_uuid_lo != none.pool_uuid_lo ||
+	    sb->data.pool_uuid_lo != none.pool_uuid_lo ||
+	    sb->entries.off < 8192 || sb->data.off < 8192 ||
+	    (psize &&
+	     (sb->entries.off > psize || ent_bytes > psize - sb->entries.off ||
+	      sb->data.off > psize || data_bytes > psize - sb->data.off)) ||
+	    sb->data_align >= es)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: entry table or data area lies outside "
+				  "the pool",
 				  path);
 	if (pmemobj_type_num(sb->entries) != VEMS_TYPE_ENTRIES ||
 	    pmemobj_alloc_usable_size(sb->entries) <
@@ -463,6 +503,26 @@ rebuild(struct vems_pool *p)
 		if (ret)
 			return ret;
 	}
+	/* a damaged allocation header can make the heap walk skip records
+	 * (or invent some): the counts kept with every change must match */
+	uint64_t nobj = 0, nremoving = 0;
+	for (size_t i = 0; i < p->serials.nbuckets; i++)
+		for (struct vems_hnode *h = p->serials.buckets[i]; h;
+		     h = h->next)
+			nremoving += vems_container_of(h, struct vems_objnode,
+						       by_serial)
+					     ->removing;
+	nobj = p->nobjects + nremoving;
+	if (nobj != p->sb->nobj_recs || p->nnames != p->sb->nname_recs)
+		return vems__fail(
+			VEMS_E_CORRUPT,
+			"%s: found %" PRIu64 " object and %" PRIu64
+			" name records, the superblock counts %" PRIu64
+			" and %" PRIu64
+			" (libpmemobj's heap is damaged?): left as "
+			"it is for repair",
+			p->pmem_path, nobj, p->nnames, p->sb->nobj_recs,
+			p->sb->nname_recs);
 	if ((ret = vems__names_verify(p)))
 		return ret;
 	struct vems_xscan scan;
@@ -654,7 +714,9 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 		sb->csum = vems__crc32c(sb, offsetof(struct vems_super, csum));
 		sb->next_id = 1;
 		sb->next_serial = 1;
-		sb->mcheck = vems__super_mcheck(1, 1);
+		sb->nobj_recs = 0;
+		sb->nname_recs = 0;
+		sb->mcheck = vems__super_mcheck(sb);
 	}
 	TX_ONABORT
 	{
@@ -805,6 +867,151 @@ fail:
 
 /* --- open / close ---------------------------------------------------- */
 
+/*
+ * pmemobj_open, waiting up to 2 s for libpmemobj's own file lock (flock).
+ * The caller holds the pool's ownership lock, so a holder of that flock is
+ * no libvems owner: it is the validation process of an opener that was
+ * just killed, which dies with it (PR_SET_PDEATHSIG) a moment later.
+ */
+static PMEMobjpool *
+obj_open(const char *path, const char *layout)
+{
+	for (int i = 0;; i++) {
+		PMEMobjpool *pop = pmemobj_open(path, layout);
+		if (pop || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+		    i >= 200)
+			return pop;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * libpmemobj trusts its lanes and heap headers: a damaged one makes
+ * pmemobj_open, a heap walk or a usable-size query crash or spin forever
+ * (tests/test_corrupt.c has such images). So before the pool is opened for
+ * real, a child process opens it with libpmemobj's copy-on-write mapping
+ * (nothing it does reaches the file: interrupted transactions are replayed
+ * in private memory) and runs the whole validation of libvems' metadata.
+ * A crash, a hang past the deadline or an error there is reported here,
+ * and the file has not been written at all. Device DAX has no
+ * copy-on-write mapping: there the probe is skipped.
+ */
+unsigned vems__probe_timeout_ms; /* tests: 0 means the default */
+
+struct probe_msg {
+	int code;
+	char msg[500];
+};
+
+static int
+probe_child(const char *path, const char *layout, const struct layout_info *li)
+{
+	int one = 1;
+	if (pmemobj_ctl_set(NULL, "copy_on_write.at_open", &one) != 0)
+		return vems__fail(-ENOTSUP, "copy-on-write open: %s",
+				  pmemobj_errormsg());
+	struct vems_pool *p = pool_alloc();
+	if (p == NULL || (p->pmem_path = strdup(path)) == NULL)
+		return vems__fail(-ENOMEM, "out of memory");
+	p->pop = obj_open(path, layout);
+	if (p->pop == NULL)
+		return vems__fail(errno == EAGAIN || errno == EWOULDBLOCK
+					  ? -EBUSY
+					  : VEMS_E_CORRUPT,
+				  "libpmemobj cannot open %s: %s", path,
+				  pmemobj_errormsg());
+	p->sb = pmemobj_direct(pmemobj_root(p->pop, 0));
+	if (p->sb == NULL)
+		return vems__fail(VEMS_E_CORRUPT, "%s has no superblock", path);
+	int ret = check_super(p, li);
+	if (ret == 0) {
+		attach_map(p);
+		ret = rebuild(p);
+	}
+	return ret; /* the process exits: nothing to free */
+}
+
+static int
+probe(struct vems_pool *p, const char *layout, const struct layout_info *li,
+      uint64_t size)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return vems__fail(-errno, "pipe: %s", strerror(errno));
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		return vems__fail(-err, "fork (to validate %s): %s",
+				  p->pmem_path, strerror(err));
+	}
+	if (pid == 0) {
+		/* default actions: a crash must end this process */
+		static const int sigs[] = {SIGSEGV, SIGFPE, SIGBUS, SIGILL,
+					   SIGABRT};
+		for (size_t i = 0; i < VEMS_ARRAY_SIZE(sigs); i++)
+			signal(sigs[i], SIG_DFL);
+		/*
+		 * The parent's ownership lock lives on as long as any copy
+		 * of its fd does: drop ours at once, and die with the parent
+		 * so that a killed opener leaves nothing holding the pool.
+		 */
+		close(p->lock_fd);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		close(fds[0]);
+		struct probe_msg m;
+		memset(&m, 0, sizeof(m));
+		m.code = probe_child(p->pmem_path, layout, li);
+		if (m.code)
+			snprintf(m.msg, sizeof(m.msg), "%s", vems_errormsg());
+		ssize_t w = write(fds[1], &m, sizeof(m));
+		_exit(w == (ssize_t)sizeof(m) ? 0 : 1);
+	}
+	close(fds[1]);
+	/* a generous deadline: 10 s, and 2 s more per GiB of pmem */
+	unsigned ms = vems__probe_timeout_ms
+		? vems__probe_timeout_ms
+		: 10000u + (unsigned)(2000 * (size >> 30));
+	struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+	int pr;
+	do
+		pr = poll(&pfd, 1, (int)ms);
+	while (pr < 0 && errno == EINTR);
+	struct probe_msg m;
+	ssize_t got = pr > 0 ? read(fds[0], &m, sizeof(m)) : 0;
+	close(fds[0]);
+	if (pr == 0)
+		kill(pid, SIGKILL);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (got == (ssize_t)sizeof(m)) {
+		if (m.code == 0)
+			return 0;
+		m.msg[sizeof(m.msg) - 1] = '\0';
+		return vems__fail(m.code, "%s", m.msg);
+	}
+	if (pr == 0)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: validating the pool did not end within "
+				  "%u ms (libpmemobj's heap is damaged?); the "
+				  "file is unchanged",
+				  p->pmem_path, ms);
+	if (WIFSIGNALED(st))
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: libpmemobj crashed (signal %d) reading "
+				  "the pool's lanes or heap: they are "
+				  "damaged; the file is unchanged",
+				  p->pmem_path, WTERMSIG(st));
+	return vems__fail(-EIO, "%s: the validation process failed",
+			  p->pmem_path);
+}
+
 int
 vems_pool_open(struct vems_pool **poolp, const char *path,
 	       const struct vems_config *cfg)
@@ -850,7 +1057,10 @@ vems_pool_open(struct vems_pool **poolp, const char *path,
 	if ((ret = vems__block_precheck(bp, path, li.uuid)))
 		goto fail;
 
-	p->pop = pmemobj_open(path, layout);
+	/* everything is validated in a throw-away copy first (see probe) */
+	if (S_ISREG(st.st_mode) && (ret = probe(p, layout, &li, li.size)))
+		goto fail;
+	p->pop = obj_open(path, layout);
 	if (p->pop == NULL) {
 		ret = vems__fail(errno == EAGAIN || errno == EWOULDBLOCK
 					 ? -EBUSY

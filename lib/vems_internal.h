@@ -281,6 +281,9 @@ void vems__pmem_drain(struct vems_pool *p);
 int vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v);
 int vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v);
 
+/* Deadline of open's validation process (pool.c); tests set it lower. */
+extern unsigned vems__probe_timeout_ms;
+
 /* True once an msync failed: writes then give -EIO until reopen. */
 static inline bool
 vems__pool_failed(struct vems_pool *p)
@@ -319,7 +322,9 @@ void vems__obj_free_node(struct vems_objnode *n);
 /* The size word for `size` of the object with `serial` (layout.h). */
 uint64_t vems__sizew(uint64_t size, uint64_t serial);
 /* The superblock's check of its transactional counters. */
-uint32_t vems__super_mcheck(uint64_t next_id, uint64_t next_serial);
+uint32_t vems__super_mcheck(const struct vems_super *sb);
+/* Inside a transaction: counts records made (+) or freed (-). */
+void vems__super_tx_count(struct vems_super *sb, int dobj, int dname);
 /* At open, after the entry pass: finishes interrupted removals. */
 int vems__obj_finish_removals(struct vems_pool *p);
 
