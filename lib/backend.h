@@ -89,4 +89,12 @@ typedef int (*vems_fault_fn)(void *arg, char op, int res, uint32_t len);
 void vems__fault_set(vems_fault_fn fn, void *arg);
 int vems__fault_apply(char op, int res, uint32_t len);
 
+/*
+ * Test hook: when set, called with the pool's backend right after
+ * vems__uring_open() succeeds; it may replace *bp with a wrapper (a crash
+ * harness interposes on the ops table to see every transfer and sync).
+ * A non-zero return fails the open. NULL (no hook) outside tests.
+ */
+extern int (*vems__backend_wrap)(struct vems_backend **bp);
+
 #endif /* VEMS_BACKEND_H */

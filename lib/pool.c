@@ -393,6 +393,8 @@ attach(struct vems_pool *p, const struct vems_config *cfg)
 				 !(bf & VEMS_BLOCK_BUFFERED), &p->be);
 	if (ret)
 		return ret;
+	if (vems__backend_wrap && (ret = vems__backend_wrap(&p->be)))
+		return ret;
 	snprintf(p->block_io_buf, sizeof(p->block_io_buf), "%s+%s", p->be->mode,
 		 p->be->sync_mode);
 	p->block_io = p->block_io_buf;

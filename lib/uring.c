@@ -44,6 +44,10 @@ struct uring_backend {
 	struct vems_bq *idle;
 };
 
+/* --- test hooks ----------------------------------------------------- */
+
+int (*vems__backend_wrap)(struct vems_backend **bp);
+
 /* --- fault injection ------------------------------------------------- */
 
 static _Atomic(vems_fault_fn) fault_fn;
