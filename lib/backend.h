@@ -81,9 +81,23 @@ int vems__uring_open(int fd, const char *path, enum vems_bsync sync,
 		     bool allow_direct, struct vems_backend **bp);
 
 /*
- * Fault injection for tests: when set, every completion's result passes
- * through fn (op 'r', 'w' or 'f' for a sync) before the backend looks at
- * it; fn may turn it into an error or a short count. Process-wide.
+ * Fault injection for tests, process-wide: when set, fn sees every call
+ * the block tier makes and may change its outcome. `op` says which:
+ *
+ *   'r', 'w', 'f'  a read's, a write's or a sync's completion: res is
+ *                  the kernel's result, len the bytes asked for; fn may
+ *                  return an error, -EAGAIN or a short count
+ *   'i'            io_uring_queue_init (a new ring), before it runs: res
+ *                  0, len the depth; < 0 fails it with that error
+ *   's'            io_uring_submit, before it runs: res = len = entries
+ *                  queued; < 0 fails it (nothing taken), a smaller count
+ *                  makes the kernel take only that many (a short submit)
+ *   'c'            waiting for a completion (io_uring_wait_cqe, and the
+ *                  drain's bounded wait): res 0; < 0 fails the wait
+ *   'm'            an extent-sized bounce buffer for a read (res 0, len
+ *                  its size); < 0 makes the allocation fail
+ *
+ * A hook that does not know an op must return res unchanged.
  */
 typedef int (*vems_fault_fn)(void *arg, char op, int res, uint32_t len);
 void vems__fault_set(vems_fault_fn fn, void *arg);

@@ -98,7 +98,8 @@ vems__bounce_alloc(const struct vems_pool *p)
 {
 	void *b = NULL;
 	size_t a = p->be->align > 64 ? p->be->align : 64;
-	if (posix_memalign(&b, a, p->extent_size) != 0)
+	if (vems__fault_apply('m', 0, (uint32_t)p->extent_size) < 0 ||
+	    posix_memalign(&b, a, p->extent_size) != 0)
 		return NULL;
 	return b;
 }

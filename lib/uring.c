@@ -66,6 +66,40 @@ vems__fault_apply(char op, int res, uint32_t len)
 	return fn(atomic_load(&fault_arg), op, res, len);
 }
 
+/*
+ * io_uring_submit through the fault hook. The hook may fail the call (the
+ * kernel takes nothing) or let the kernel take only the first k entries: the
+ * SQ tail that liburing publishes is held back for the call and restored
+ * after it, so the rest stays queued and unseen, as after a real short
+ * submit. Only entries not yet published can be held back.
+ */
+static int
+ring_submit(struct io_uring *ring)
+{
+	unsigned queued = io_uring_sq_ready(ring);
+	int k = vems__fault_apply('s', (int)queued, queued);
+	if (k < 0)
+		return k;
+	if ((unsigned)k >= queued)
+		return io_uring_submit(ring);
+	unsigned hold = queued - (unsigned)k;
+	unsigned unpublished = ring->sq.sqe_tail - ring->sq.sqe_head;
+	if (hold > unpublished)
+		hold = unpublished;
+	ring->sq.sqe_tail -= hold;
+	int ret = io_uring_submit(ring);
+	ring->sq.sqe_tail += hold;
+	return ret;
+}
+
+/* io_uring_wait_cqe through the fault hook. */
+static int
+ring_wait(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+	int ret = vems__fault_apply('c', 0, 0);
+	return ret < 0 ? ret : io_uring_wait_cqe(ring, cqe);
+}
+
 /* --- queues ------------------------------------------------------------ */
 
 static int
@@ -87,7 +121,9 @@ queue_get(struct vems_backend *vb, unsigned depth, struct vems_bq **qp)
 		if (q == NULL)
 			return vems__fail(-ENOMEM, "out of memory");
 		/* a sync may be queued behind a full window of transfers */
-		int ret = io_uring_queue_init(depth + 1, &q->ring, 0);
+		int ret = vems__fault_apply('i', 0, depth + 1);
+		if (ret >= 0)
+			ret = io_uring_queue_init(depth + 1, &q->ring, 0);
 		if (ret < 0) {
 			free(q);
 			return vems__fail(ret, "io_uring_queue_init(%u): %s",
@@ -130,7 +166,7 @@ prep(struct vems_bq *q, struct vems_bio *bio)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
 	if (sqe == NULL) {
 		/* flush what is queued and try once more */
-		int ret = io_uring_submit(&q->ring);
+		int ret = ring_submit(&q->ring);
 		if (ret < 0)
 			return ret;
 		sqe = io_uring_get_sqe(&q->ring);
@@ -163,7 +199,7 @@ submit(struct vems_bq *q, struct vems_bio *const *v, size_t n)
 			return vems__fail(ret, "io_uring: cannot queue: %s",
 					  strerror(-ret));
 	}
-	int ret = io_uring_submit(&q->ring);
+	int ret = ring_submit(&q->ring);
 	if (ret < 0)
 		return vems__fail(ret, "io_uring_submit: %s", strerror(-ret));
 	return 0;
@@ -191,7 +227,7 @@ complete(struct vems_bq *q, struct vems_bio *bio, int res)
 		if (res > 0)
 			bio->done += (unsigned)res;
 		if (++bio->tries <= MAX_TRIES && prep(q, bio) == 0 &&
-		    io_uring_submit(&q->ring) >= 0)
+		    ring_submit(&q->ring) >= 0)
 			return false;
 		res = res > 0 ? -EIO : res;
 	}
@@ -208,7 +244,7 @@ reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
 	while (got < max) {
 		struct io_uring_cqe *cqe;
 		int ret = (wait && got == 0)
-			? io_uring_wait_cqe(&q->ring, &cqe)
+			? ring_wait(&q->ring, &cqe)
 			: io_uring_peek_cqe(&q->ring, &cqe);
 		if (ret == -EINTR)
 			continue;
@@ -237,13 +273,13 @@ sync_data(struct vems_bq *q)
 			return vems__fail(-EBUSY, "io_uring: queue full");
 		io_uring_prep_fsync(sqe, q->b->fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data(sqe, NULL);
-		int ret = io_uring_submit(&q->ring);
+		int ret = ring_submit(&q->ring);
 		if (ret < 0)
 			return vems__fail(ret, "io_uring_submit: %s",
 					  strerror(-ret));
 		struct io_uring_cqe *cqe;
 		do
-			ret = io_uring_wait_cqe(&q->ring, &cqe);
+			ret = ring_wait(&q->ring, &cqe);
 		while (ret == -EINTR);
 		if (ret < 0)
 			return vems__fail(ret, "io_uring_wait_cqe: %s",
