@@ -280,9 +280,14 @@ submit(struct vems_bq *q, struct vems_bio *const *v, size_t n)
 	struct uring_backend *b = q->b;
 	size_t queued = 0;
 	int err = 0;
-	if (q->broken)
+	if (q->broken) {
+		/* its SQ may hold entries that must never start */
 		err = vems__fail(-EIO, "io_uring: the queue failed before");
-	for (size_t i = 0; i < n && err == 0; i++) {
+		for (size_t i = 0; i < n; i++)
+			v[i]->res = err;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
 		if (v[i]->write && b->buffered && b->dsync &&
 		    !q->batch_locked) {
 			/* each RWF_DSYNC write is a sync: one batch's at a
