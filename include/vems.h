@@ -316,7 +316,12 @@ VEMS_API int vems_obj_close(struct vems_obj **obj);
 /*
  * Reads up to len bytes at byte offset off. Returns the number of bytes read:
  * less than len only at the end of the object, 0 at or past it. Holes read
- * as zeros. Errors: -EINVAL (off past VEMS_OBJ_MAX_SIZE).
+ * as zeros. Errors: -EINVAL (off past VEMS_OBJ_MAX_SIZE), -EIO (a block-file
+ * read failed or fails its checksum), -ENOMEM, or the error of setting up
+ * block I/O (e.g. -EMFILE). After an error the contents of buf are
+ * unspecified. A block read is waited for before the call returns, up to two
+ * minutes if its io_uring failed; only past that (a device that no longer
+ * answers) may the kernel still write into buf after the return.
  */
 VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
 				uint64_t off);

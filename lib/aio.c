@@ -17,6 +17,12 @@
  *
  * The context's io_uring signals its eventfd on every completion; so do
  * immediate and worker completions.
+ *
+ * When a call on the context's ring fails, the ring is broken (uring.c):
+ * what it has in flight is drained, then it is destroyed and the next read
+ * gets a new one. A read that cannot be waited for (the drain gave up)
+ * fails, and its bounce buffer is never freed: the kernel may still write
+ * it (a read straight into the caller's buffer cannot be kept from it).
  */
 
 #include <errno.h>
@@ -38,6 +44,7 @@
 struct sub {
 	struct vems_bio bio; /* bio.priv -> this */
 	struct areq *r;
+	struct sub *prev, *next; /* the context's reads in flight */
 	uint32_t ext, entry, slot, crc;
 	uint8_t *dst;
 	size_t in, chunk;
@@ -61,6 +68,8 @@ struct vems_aio_ctx {
 	unsigned depth;
 	unsigned outstanding;	/* taken by submit, not yet reaped */
 	unsigned bios_inflight; /* submitting thread only */
+	struct sub *fly;	/* those reads; submitting thread only */
+	bool broken;		/* q failed: drain it, then a new one */
 
 	pthread_mutex_t lock; /* done ring, worker queue */
 	pthread_cond_t wcond;
@@ -137,6 +146,78 @@ sub_release(struct vems_aio_ctx *c, struct sub *s)
 		finish(c, r, r->err ? r->err : (ssize_t)r->len);
 }
 
+static void
+fly_add(struct vems_aio_ctx *c, struct sub *s)
+{
+	s->prev = NULL;
+	s->next = c->fly;
+	if (c->fly)
+		c->fly->prev = s;
+	c->fly = s;
+	c->bios_inflight++;
+}
+
+static void
+fly_del(struct vems_aio_ctx *c, struct sub *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->fly = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	c->bios_inflight--;
+}
+
+/* A broken ring with nothing in flight goes; the next read makes one. */
+static void
+retire(struct vems_aio_ctx *c)
+{
+	if (!c->broken || c->bios_inflight > 0)
+		return;
+	c->p->be->ops->queue_put(c->p->be, c->q); /* destroyed, not cached */
+	c->q = NULL;
+	c->broken = false;
+}
+
+/* The context's ring, made anew after a failure. */
+static int
+ctx_queue(struct vems_aio_ctx *c)
+{
+	if (c->q)
+		return 0;
+	const struct vems_backend_ops *ops = c->p->be->ops;
+	int ret = ops->queue_get(c->p->be, QDEPTH, &c->q);
+	if (ret)
+		return ret;
+	if ((ret = ops->set_eventfd(c->q, c->efd))) {
+		ops->queue_put(c->p->be, c->q);
+		c->q = NULL;
+	}
+	return ret;
+}
+
+/*
+ * The drain of a broken ring gave up: every read still in flight fails,
+ * its bounce buffer kept out of use for good (the kernel may write it).
+ */
+static void
+lose_all(struct vems_aio_ctx *c, int err)
+{
+	while (c->fly) {
+		struct sub *s = c->fly;
+		fly_del(c, s);
+		if (s->bounce) {
+			s->bounce = false; /* leaked on purpose */
+			s->buf = NULL;
+		}
+		if (s->r->err == 0)
+			s->r->err = err;
+		sub_release(c, s);
+	}
+	retire(c);
+}
+
 static int
 node_cmp(const void *a, const void *b)
 {
@@ -159,13 +240,26 @@ reap_bios(struct vems_aio_ctx *c, bool wait)
 	struct vems_bio *out[QDEPTH];
 	struct sub *subs[QDEPTH], *pro[QDEPTH];
 	struct vems_promo pr[QDEPTH];
-	int got = c->p->be->ops->reap(c->q, out, QDEPTH, wait);
-	if (got < 0)
-		return got;
+	const struct vems_backend_ops *ops = c->p->be->ops;
+	if (c->q == NULL)
+		return 0;
+	int got = c->broken ? ops->drain(c->q, out, QDEPTH)
+			    : ops->reap(c->q, out, QDEPTH, wait);
+	if (got < 0 && !c->broken) {
+		/* the ring failed: what it has in flight is collected now,
+		 * each read with its own result */
+		c->broken = true;
+		got = ops->drain(c->q, out, QDEPTH);
+	}
+	if (got < 0) {
+		int lost = (int)c->bios_inflight;
+		lose_all(c, got);
+		return lost;
+	}
 	size_t np = 0;
 	for (int i = 0; i < got; i++) {
-		c->bios_inflight--;
 		subs[i] = out[i]->priv;
+		fly_del(c, subs[i]);
 		sub_check(c, subs[i]);
 		if (subs[i]->promote)
 			pro[np++] = subs[i];
@@ -184,6 +278,7 @@ reap_bios(struct vems_aio_ctx *c, bool wait)
 	}
 	for (int i = 0; i < got; i++)
 		sub_release(c, subs[i]);
+	retire(c);
 	return got;
 }
 
@@ -242,6 +337,7 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 				.buf = s->buf,
 				.off = vems__slot_off(p, s->slot),
 				.len = (uint32_t)es,
+				.res = VEMS_BIO_PENDING,
 				.priv = s};
 			/* the slot outlives a rewrite until this read ends */
 			vems__slot_pin(p, s->slot);
@@ -276,17 +372,23 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 				break;
 			else
 				err = 0;
-		if (err)
+		if (err || (err = ctx_queue(c)) != 0)
 			continue;
 		size_t room = QDEPTH - c->bios_inflight, k = nsub - i;
 		k = k < room ? k : room;
 		struct vems_bio *bv[QDEPTH];
 		for (size_t j = 0; j < k; j++)
 			bv[j] = &r->subs[i + j].bio;
-		if ((err = p->be->ops->submit(c->q, bv, k)) != 0)
-			continue;
-		c->bios_inflight += (unsigned)k;
-		i += k;
+		int started = p->be->ops->submit(c->q, bv, k);
+		for (int j = 0; j < started; j++)
+			fly_add(c, &r->subs[i + (size_t)j]);
+		if ((size_t)started < k) {
+			/* the ring broke: the rest is undone above */
+			err = bv[started]->res;
+			c->broken = true;
+			retire(c);
+		}
+		i += (size_t)started;
 	}
 	if (err && r->err == 0)
 		r->err = err;
@@ -571,7 +673,10 @@ vems_aio_ctx_delete(struct vems_aio_ctx **cp)
 	pthread_mutex_unlock(&c->lock);
 	if (c->worker_running)
 		pthread_join(c->worker, NULL);
-	c->p->be->ops->queue_put(c->p->be, c->q);
+	if (c->fly) /* could not be collected: a failed ring */
+		lose_all(c, -EIO);
+	if (c->q)
+		c->p->be->ops->queue_put(c->p->be, c->q);
 	atomic_fetch_sub(&c->p->aio_ctxs, 1);
 	close(c->efd);
 	free(c->done);

@@ -133,6 +133,7 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 	struct vems_bio bio[SLOT_BATCH], *bp[SLOT_BATCH];
 	uint32_t which[SLOT_BATCH];
 	size_t nb = 0;
+	bool keep = false; /* a read's ring failed: bufs may still change */
 	for (uint32_t i = 0; i <= p->nentries; i++) {
 		const struct vems_entry *e =
 			i < p->nentries ? &p->entries[i] : NULL;
@@ -148,7 +149,8 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 			bio[nb] = (struct vems_bio){
 				.buf = bufs + nb * p->extent_size,
 				.off = vems__slot_off(p, e->slot),
-				.len = (uint32_t)p->extent_size};
+				.len = (uint32_t)p->extent_size,
+				.res = VEMS_BIO_PENDING};
 			bp[nb] = &bio[nb];
 			which[nb++] = i;
 		}
@@ -158,6 +160,8 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 				const struct vems_entry *x =
 					&p->entries[which[k]];
 				char what[96];
+				if (bio[k].res == VEMS_BIO_PENDING)
+					keep = true; /* may still be written */
 				if (bio[k].res) {
 					snprintf(what, sizeof(what),
 						 "cannot be read: %s",
@@ -176,9 +180,16 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 				}
 			}
 			nb = 0;
+			if (keep)
+				break; /* and no more reads into bufs */
 		}
 	}
-	free(bufs);
+	if (keep)
+		problem(c,
+			"block reads lost in a failed ring: the rest of "
+			"the slots not verified");
+	else
+		free(bufs);
 	return 0;
 }
 

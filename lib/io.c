@@ -68,10 +68,22 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 		m[i].bio =
 			(struct vems_bio){.buf = m[i].buf,
 					  .off = vems__slot_off(p, m[i].slot),
-					  .len = (uint32_t)p->extent_size};
+					  .len = (uint32_t)p->extent_size,
+					  .res = VEMS_BIO_PENDING};
 		bios[i] = &m[i].bio;
 	}
 	int ret = vems__bio_run(p, bios, cnt, false);
+	for (size_t i = 0; i < cnt; i++) {
+		if (m[i].bio.res == VEMS_BIO_PENDING && m[i].bounce) {
+			/* may still be written by the kernel: never freed
+			 * (the caller's own buffer cannot be kept from it:
+			 * vems_obj_pread's contract after an error) */
+			m[i].bounce = false;
+			m[i].buf = NULL;
+		}
+		if (ret == 0 && m[i].bio.res != 0)
+			ret = vems__fail(-EIO, "block read not done");
+	}
 	for (size_t i = 0; i < cnt && ret == 0; i++) {
 		uint32_t got = vems__crc32c(m[i].buf, p->extent_size);
 		if (got != m[i].crc)
@@ -99,7 +111,8 @@ vems__bounce_alloc(const struct vems_pool *p)
 {
 	void *b = NULL;
 	size_t a = p->be->align > 64 ? p->be->align : 64;
-	if (posix_memalign(&b, a, p->extent_size) != 0)
+	if (vems__fault_apply('m', 0, (uint32_t)p->extent_size) < 0 ||
+	    posix_memalign(&b, a, p->extent_size) != 0)
 		return NULL;
 	return b;
 }

@@ -56,7 +56,8 @@ vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n)
 {
 	pthread_mutex_lock(&p->alloc_lock);
 	for (uint32_t i = 0; i < n; i++)
-		vems__fl_push(&p->free_frames, v[i]);
+		if (!p->fr[v[i]].lost) /* else the kernel may still write it */
+			vems__fl_push(&p->free_frames, v[i]);
 	pthread_mutex_unlock(&p->alloc_lock);
 }
 
@@ -133,44 +134,66 @@ note_depth(struct vems_pool *p, uint64_t depth)
 		;
 }
 
+/*
+ * Runs the transfers through one queue, at most QD in flight. Nothing is
+ * left running when it returns, unless the queue broke and what it had in
+ * flight could not be waited for: those transfers keep VEMS_BIO_PENDING
+ * and their owners must keep the buffers (and, for writes, the slots) out
+ * of use. Every other transfer ends with 0 (its completion said so) or an
+ * error; one never started gets the reason.
+ */
 int
 vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 {
 	const struct vems_backend_ops *ops = p->be->ops;
 	struct vems_bq *q;
 	int ret = ops->queue_get(p->be, QD, &q);
-	if (ret)
+	if (ret) {
+		/* nothing started: each transfer fails for that reason */
+		for (size_t i = 0; i < n; i++)
+			v[i]->res = ret;
+		VEMS_STAT_ADD(p, block_errors, 1);
+		vems__errmsg_append("block file %s", p->block_path);
 		return ret;
-	size_t next = 0, inflight = 0, finished = 0;
+	}
+	size_t next = 0, inflight = 0;
 	int first_err = 0;
-	bool wrote = false;
-	while (finished < n) {
+	bool wrote = false, broken = false, lost = false;
+	while (inflight > 0 || (next < n && !broken)) {
 		size_t room = QD - inflight, left = n - next;
 		size_t k = room < left ? room : left;
-		if (k > 0) {
-			if ((ret = ops->submit(q, v + next, k)) != 0) {
-				/* nothing of this window started */
-				for (size_t i = next; i < next + k; i++)
-					v[i]->res = ret;
-				finished += k;
-				first_err = first_err ? first_err : ret;
-			} else {
-				inflight += k;
+		if (!broken && k > 0) {
+			int s = ops->submit(q, v + next, k);
+			if (s > 0) {
+				inflight += (size_t)s;
 				note_depth(p, inflight);
+			}
+			if ((size_t)s < k) {
+				/* the queue broke: the rest never starts */
+				broken = true;
+				first_err = first_err ? first_err
+						      : v[next + s]->res;
 			}
 			next += k;
 			continue;
 		}
 		struct vems_bio *done[QD];
-		int got = ops->reap(q, done, QD, true);
-		if (got < 0) {
-			/* the ring itself failed: in-flight transfers are in
-			 * an unknown state; the queue is not reused */
-			first_err = got;
-			for (size_t i = 0; i < n; i++)
-				if (v[i]->res == 0)
-					v[i]->res = got;
-			return got; /* the queue is not reused (leaked) */
+		int got = broken ? ops->drain(q, done, QD)
+				 : ops->reap(q, done, QD, true);
+		if (got < 0 && !broken) {
+			/* the ring failed: collect what it has in flight */
+			broken = true;
+			first_err = first_err ? first_err : got;
+			continue;
+		}
+		if (got <= 0) {
+			/* cannot be waited for (or the backend says nothing is
+			 * in flight while we count some): state unknown */
+			lost = true;
+			first_err = first_err ? first_err
+				: got < 0     ? got
+					      : -EIO;
+			break;
 		}
 		for (int i = 0; i < got; i++) {
 			if (done[i]->res && !first_err)
@@ -179,24 +202,38 @@ vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 				wrote = true;
 		}
 		inflight -= (size_t)got;
-		finished += (size_t)got;
 	}
+	for (size_t i = next; i < n; i++)
+		v[i]->res = first_err; /* never started */
 	if (first_err) {
 		VEMS_STAT_ADD(p, block_errors, 1);
-		vems__fail(first_err, "block file %s: %s", p->block_path,
-			   strerror(-first_err));
+		vems__fail(first_err, "block file %s: %s%s", p->block_path,
+			   strerror(-first_err),
+			   lost ? " (transfers lost in a failed ring: "
+				  "their buffers are kept out of use)"
+				: "");
 	}
 	/*
 	 * The writes that did succeed are durable only after the sync: a
 	 * caller commits a transfer on res == 0, so if the sync fails (or
-	 * cannot run) every write of the batch counts as failed.
+	 * cannot run, the queue being broken) every write of the batch
+	 * counts as failed.
 	 */
-	if (sync && wrote && (ret = ops->sync(q)) != 0) {
-		VEMS_STAT_ADD(p, block_errors, 1);
-		first_err = first_err ? first_err : ret;
-		for (size_t i = 0; i < n; i++)
-			if (v[i]->write && v[i]->res == 0)
-				v[i]->res = ret;
+	if (sync && wrote) {
+		ret = broken ? vems__fail(-EIO,
+					  "block file %s: no sync after "
+					  "its ring failed",
+					  p->block_path)
+			     : ops->sync(q);
+		/* a sync whose wait failed may still run: it has no buffer,
+		 * and queue_put destroys its ring */
+		if (ret) {
+			VEMS_STAT_ADD(p, block_errors, 1);
+			first_err = first_err ? first_err : ret;
+			for (size_t i = 0; i < n; i++)
+				if (v[i]->write && v[i]->res == 0)
+					v[i]->res = ret;
+		}
 	}
 	ops->queue_put(p->be, q);
 	return first_err;
@@ -216,15 +253,39 @@ vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 			  want, got);
 }
 
+/*
+ * A read into buf may still be in flight after its ring failed (see
+ * vems__bio_run): if buf is a frame, it never goes back to the free list
+ * while the pool is open (vems__frames_unreserve skips it; the next open
+ * rebuilds the free frames from the mapping). Any other buffer is the
+ * caller's to keep.
+ */
+static void
+quarantine(struct vems_pool *p, const void *buf)
+{
+	const uint8_t *b = buf, *f0 = vems__frame_addr(p, 0);
+	if (b < f0 || b >= vems__frame_addr(p, p->nframes))
+		return;
+	uint32_t f = (uint32_t)((uint64_t)(b - f0) >> p->extent_shift);
+	pthread_mutex_lock(&p->alloc_lock);
+	p->fr[f].lost = true;
+	pthread_mutex_unlock(&p->alloc_lock);
+}
+
 int
 vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 		uint32_t slot, uint32_t crc, void *buf)
 {
 	struct vems_bio bio = {.buf = buf,
 			       .off = vems__slot_off(p, slot),
-			       .len = (uint32_t)p->extent_size};
+			       .len = (uint32_t)p->extent_size,
+			       .res = VEMS_BIO_PENDING};
 	struct vems_bio *v = &bio;
 	int ret = vems__bio_run(p, &v, 1, false);
+	if (bio.res == VEMS_BIO_PENDING)
+		quarantine(p, buf);
+	if (ret == 0 && bio.res != 0)
+		ret = vems__fail(-EIO, "block read of slot %u not done", slot);
 	if (ret) {
 		vems__errmsg_append("reading slot %u for object %" PRIu64
 				    ".%" PRIu64 " offset %" PRIu64,
@@ -353,7 +414,8 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
 	v->bio = (struct vems_bio){.buf = f,
 				   .off = vems__slot_off(p, v->x.slot),
 				   .len = (uint32_t)p->extent_size,
-				   .write = true};
+				   .write = true,
+				   .res = VEMS_BIO_PENDING};
 	return true;
 }
 
@@ -526,7 +588,10 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 			 * may be durable: keep the slot; the next open
 			 * settles it).
 			 */
-			if (v->x.state == VEMS_ES_PMEM &&
+			bool unknown = v->bio.res == VEMS_BIO_PENDING;
+			/* unknown: the kernel may still write the slot, which
+			 * stays out of use until the next open */
+			if (v->x.state == VEMS_ES_PMEM && !unknown &&
 			    (v->bio.res != 0 || r == -EAGAIN))
 				vems__slot_free(p, v->x.slot);
 			vems__pol_putback(p, v->x.frame);

@@ -168,6 +168,9 @@ struct vems_frame {
 	_Atomic uint32_t gen;
 	_Atomic uint8_t freq; /* hits since insertion, saturating at 3 */
 	uint8_t q;	      /* enum vems_fq, under policy lock */
+	/* a block read into it may still be in flight (its ring failed):
+	 * never handed out again while the pool is open; alloc_lock */
+	bool lost;
 };
 struct vems_fifo {
 	uint32_t head, tail; /* newest, oldest */
@@ -416,8 +419,10 @@ vems__slot_off(const struct vems_pool *p, uint32_t slot)
 {
 	return p->block_data_off + ((uint64_t)slot << p->extent_shift);
 }
-/* Runs n transfers to completion (at most 32 in flight) and, if `sync`
- * and all succeeded, a block-file sync. Returns 0 or the first error. */
+/* Runs n transfers to completion (at most 32 in flight) and, if `sync`,
+ * a block-file sync that the successful writes need to count as done.
+ * Returns 0 or the first error; each ->res says how its transfer ended
+ * (VEMS_BIO_PENDING: may still be in flight, keep its buffer; backend.h). */
 struct vems_bio;
 int vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n,
 		  bool sync);
