@@ -215,6 +215,33 @@ vems__obj_free_extents(struct vems_pool *p, struct vems_objnode *n,
 	return 0;
 }
 
+/*
+ * Names and record go in one transaction: the crash-atomic step. In a
+ * function of its own because TX_BEGIN is a setjmp(): the caller's lookup
+ * cursor (vems__obj_find, inlined) would share its frame, and gcc at -O3
+ * cannot prove it is not read after an abort's longjmp (-Wclobbered). A
+ * function calling setjmp is never inlined; its only state is unchanged
+ * arguments and a volatile result.
+ */
+static int
+tx_remove(PMEMobjpool *pop, struct vems_name **names, size_t nnames,
+	  PMEMoid rec_oid)
+{
+	volatile int ret = 0;
+	TX_BEGIN(pop)
+	{
+		vems__names_tx_free(names, nnames);
+		pmemobj_tx_free(rec_oid);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOMEM, "cannot remove object: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
 int
 vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 {
@@ -241,18 +268,7 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 		ret = vems__fail(-ENOMEM, "out of memory");
 		goto out;
 	}
-	/* names and record go in one transaction: the crash-atomic step */
-	TX_BEGIN(p->pop)
-	{
-		vems__names_tx_free(names, nnames);
-		pmemobj_tx_free(n->rec_oid);
-	}
-	TX_ONABORT
-	{
-		ret = vems__fail(-ENOMEM, "cannot remove object: %s",
-				 pmemobj_errormsg());
-	}
-	TX_END
+	ret = tx_remove(p->pop, names, nnames, n->rec_oid);
 	if (ret == 0)
 		vems__names_drop(p, names, nnames);
 	free(names);
