@@ -2,6 +2,8 @@
 /* fuzz_common.c -- scratch directory, content, fence counter */
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <dlfcn.h>
 #include <libpmem.h>
 #include <limits.h>
@@ -15,23 +17,52 @@ static char dir[PATH_MAX];
 static pid_t dir_owner;
 
 static void
+rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	char sub[PATH_MAX + 256];
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		unlink(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+static void
 rm_dir(void)
 {
-	if (getpid() != dir_owner)
-		return; /* a forked child: the parent's directory */
-	DIR *d = opendir(dir);
+	if (getpid() == dir_owner) /* not in a forked child */
+		rm_tree(dir);
+}
+
+/*
+ * A run that crashed (the point of fuzzing) never removed its directory,
+ * ~100 MiB of tmpfs: remove those of processes that are gone.
+ */
+static void
+rm_stale(const char *top)
+{
+	DIR *d = opendir(top);
 	if (d == NULL)
 		return;
 	struct dirent *e;
 	char path[PATH_MAX + 256];
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		int pid;
+		char end;
+		if (sscanf(e->d_name, "vems-fuzz.%d%c", &pid, &end) != 1 ||
+		    pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s", top, e->d_name);
+		rm_tree(path);
 	}
 	closedir(d);
-	rmdir(dir);
 }
 
 const char *
@@ -39,14 +70,11 @@ fz_dir(void)
 {
 	if (dir[0])
 		return dir;
-	const char *env = getenv("VEMS_FUZZ_DIR");
-	const char *top = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	if (env && *env)
-		snprintf(dir, sizeof(dir), "%s/vems-fuzz.%d", env,
-			 (int)getpid());
-	else
-		snprintf(dir, sizeof(dir), "%s/vems-fuzz.%d", top,
-			 (int)getpid());
+	const char *top = getenv("VEMS_FUZZ_DIR");
+	if (top == NULL || *top == '\0')
+		top = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	rm_stale(top);
+	snprintf(dir, sizeof(dir), "%s/vems-fuzz.%d", top, (int)getpid());
 	FZ_SETUP(mkdir(dir, 0700) == 0 || access(dir, W_OK) == 0,
 		 "cannot make %s", dir);
 	dir_owner = getpid();
