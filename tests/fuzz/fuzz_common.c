@@ -27,8 +27,9 @@ rm_tree(const char *path)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		unlink(sub);
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path,
+				     e->d_name) < sizeof(sub))
+			unlink(sub);
 	}
 	closedir(d);
 	rmdir(path);
@@ -59,8 +60,9 @@ rm_stale(const char *top)
 		if (sscanf(e->d_name, "vems-fuzz.%d%c", &pid, &end) != 1 ||
 		    pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", top, e->d_name);
-		rm_tree(path);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", top,
+				     e->d_name) < sizeof(path))
+			rm_tree(path);
 	}
 	closedir(d);
 }
@@ -74,7 +76,9 @@ fz_dir(void)
 	if (top == NULL || *top == '\0')
 		top = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	rm_stale(top);
-	snprintf(dir, sizeof(dir), "%s/vems-fuzz.%d", top, (int)getpid());
+	FZ_SETUP((size_t)snprintf(dir, sizeof(dir), "%s/vems-fuzz.%d", top,
+				  (int)getpid()) < sizeof(dir),
+		 "VEMS_FUZZ_DIR is too long");
 	FZ_SETUP(mkdir(dir, 0700) == 0 || access(dir, W_OK) == 0,
 		 "cannot make %s", dir);
 	dir_owner = getpid();

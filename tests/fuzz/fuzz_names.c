@@ -90,8 +90,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	setenv("PMEM_IS_PMEM_FORCE", "1", 0);
-	snprintf(pool_path, sizeof(pool_path), "%s/names.pool", fz_dir());
-	snprintf(blk_path, sizeof(blk_path), "%s/names.blk", fz_dir());
+	FZ_SETUP((size_t)snprintf(pool_path, sizeof(pool_path), "%s/names.pool",
+				  fz_dir()) < sizeof(pool_path) &&
+			 (size_t)snprintf(blk_path, sizeof(blk_path),
+					  "%s/names.blk",
+					  fz_dir()) < sizeof(blk_path),
+		 "path too long");
 	FZ_SETUP(vems_config_new(&cfg) == 0, "config");
 	/* 32 MiB: a 16 MiB pool cannot bind names past ~100 bytes */
 	vems_config_set_pmem_size(cfg, 2 * VEMS_PMEM_MIN_SIZE);

@@ -340,8 +340,11 @@ make_crash(struct base *b, const struct base *from, bool big, long num,
 	   long den)
 {
 	char dpool[PATH_MAX + 8], dblk[PATH_MAX + 8];
-	snprintf(dpool, sizeof(dpool), "%s.dry", b->pool);
-	snprintf(dblk, sizeof(dblk), "%s.dry", b->blk);
+	FZ_SETUP((size_t)snprintf(dpool, sizeof(dpool), "%s.dry", b->pool) <
+				 sizeof(dpool) &&
+			 (size_t)snprintf(dblk, sizeof(dblk), "%s.dry",
+					  b->blk) < sizeof(dblk),
+		 "path too long");
 	copy_file(from->pool, dpool);
 	copy_file(from->blk, dblk);
 	fz_die_at_fence(0);
@@ -372,7 +375,9 @@ static bool
 find_anchors(struct base *b)
 {
 	char tmp[PATH_MAX + 8];
-	snprintf(tmp, sizeof(tmp), "%s.anchors", b->pool);
+	FZ_SETUP((size_t)snprintf(tmp, sizeof(tmp), "%s.anchors", b->pool) <
+			 sizeof(tmp),
+		 "path too long");
 	copy_file(b->pool, tmp);
 	int64_t *a = b->anchor[0];
 	a[ANCHOR_LAYOUT] = 4096;
@@ -455,10 +460,17 @@ setup_base(struct base *b, int i, const char *tag)
 {
 	const char *d = fz_dir();
 	b->tag = tag;
-	snprintf(b->pool, sizeof(b->pool), "%s/base%d-%s.pool", d, i, tag);
-	snprintf(b->blk, sizeof(b->blk), "%s/base%d-%s.blk", d, i, tag);
-	snprintf(b->spool, sizeof(b->spool), "%s/scratch%d.pool", d, i);
-	snprintf(b->sblk, sizeof(b->sblk), "%s/scratch%d.blk", d, i);
+	bool ok =
+		(size_t)snprintf(b->pool, sizeof(b->pool), "%s/base%d-%s.pool",
+				 d, i, tag) < sizeof(b->pool) &&
+		(size_t)snprintf(b->blk, sizeof(b->blk), "%s/base%d-%s.blk", d,
+				 i, tag) < sizeof(b->blk) &&
+		(size_t)snprintf(b->spool, sizeof(b->spool),
+				 "%s/scratch%d.pool", d,
+				 i) < sizeof(b->spool) &&
+		(size_t)snprintf(b->sblk, sizeof(b->sblk), "%s/scratch%d.blk",
+				 d, i) < sizeof(b->sblk);
+	FZ_SETUP(ok, "paths under %s too long", d);
 	if (b->names == NULL)
 		b->names = calloc(MAX_NAMES, sizeof(*b->names));
 	FZ_SETUP(b->names != NULL, "calloc");
