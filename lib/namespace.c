@@ -24,9 +24,16 @@ rec_check(uint64_t partition, uint64_t id, const char *name, uint32_t len)
 	return vems__crc32c_update(c, name, len);
 }
 
+/*
+ * Validates a name; *lenp is its length on success and 0 on failure. Set
+ * on every path: callers test the return value, which the compiler cannot
+ * see is non-zero after vems__fail(), and an unset length read by find()
+ * would be a real bug if it ever were zero.
+ */
 static int
 check_name(const char *name, size_t *lenp)
 {
+	*lenp = 0;
 	if (name == NULL)
 		return vems__fail(-EINVAL, "name is NULL");
 	size_t len = strnlen(name, VEMS_NAME_MAX + 1);
@@ -152,6 +159,78 @@ tx_new_rec(const char *name, size_t len, const struct vems_oid *oid)
 	return o;
 }
 
+/*
+ * The transactions, each in a function of its own. TX_BEGIN is a setjmp():
+ * after an abort's longjmp, a local of the function holding it that was
+ * changed after the setjmp is indeterminate (C11 7.13.2.1), and at -O3 gcc
+ * cannot prove that of the callers' loop cursors and lengths either
+ * (-Wclobbered). A function calling setjmp is never inlined, so these
+ * frames hold only their arguments, which are not changed, and a volatile
+ * result; what the transaction produces goes out through a pointer into the
+ * caller's frame (memory, which a longjmp does not restore).
+ */
+static int
+tx_bind(struct vems_pool *p, const char *name, size_t len,
+	const struct vems_oid *oid, PMEMoid *out)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		*out = tx_new_rec(name, len, oid);
+		vems__super_tx_count(p->sb, 0, 1);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "no metadata space for a name: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
+static int
+tx_unbind(struct vems_pool *p, PMEMoid rec_oid)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		pmemobj_tx_free(rec_oid);
+		vems__super_tx_count(p->sb, 0, -1);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOMEM, "cannot unbind: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
+/* New binding, old binding, replaced binding (if any): one transaction. */
+static int
+tx_rename(struct vems_pool *p, const char *to, size_t tlen,
+	  const struct vems_oid *oid, PMEMoid from_rec,
+	  const PMEMoid *replaced_rec, PMEMoid *out)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		*out = tx_new_rec(to, tlen, oid);
+		pmemobj_tx_free(from_rec);
+		if (replaced_rec) {
+			pmemobj_tx_free(*replaced_rec);
+			vems__super_tx_count(p->sb, 0, -1);
+		}
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "no metadata space to rename: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
 int
 vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
 {
@@ -172,17 +251,7 @@ vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
 		goto out;
 	}
 	PMEMoid o = OID_NULL;
-	TX_BEGIN(p->pop)
-	{
-		o = tx_new_rec(name, len, &oid);
-		vems__super_tx_count(p->sb, 0, 1);
-	}
-	TX_ONABORT
-	{
-		ret = vems__fail(-ENOSPC, "no metadata space for a name: %s",
-				 pmemobj_errormsg());
-	}
-	TX_END
+	ret = tx_bind(p, name, len, &oid, &o);
 	if (ret == 0 && add_node(p, o) != 0) {
 		/* keep DRAM and pmem in step: undo the binding */
 		TX_BEGIN(p->pop)
@@ -234,17 +303,7 @@ vems_name_unbind(struct vems_pool *p, const char *name)
 		ret = vems__fail(-ENOENT, "no name \"%.256s\"", name);
 		goto out;
 	}
-	TX_BEGIN(p->pop)
-	{
-		pmemobj_tx_free(n->rec_oid);
-		vems__super_tx_count(p->sb, 0, -1);
-	}
-	TX_ONABORT
-	{
-		ret = vems__fail(-ENOMEM, "cannot unbind: %s",
-				 pmemobj_errormsg());
-	}
-	TX_END
+	ret = tx_unbind(p, n->rec_oid);
 	if (ret == 0)
 		drop_node(p, n);
 out:
@@ -277,22 +336,8 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 	/* read before the transaction frees the replaced record */
 	struct vems_oid toid = {t ? t->rec->partition : 0, t ? t->rec->id : 0};
 	PMEMoid o = OID_NULL;
-	/* new binding, old binding, replaced binding: one transaction */
-	TX_BEGIN(p->pop)
-	{
-		o = tx_new_rec(to, tlen, &oid);
-		pmemobj_tx_free(f->rec_oid);
-		if (t) {
-			pmemobj_tx_free(t->rec_oid);
-			vems__super_tx_count(p->sb, 0, -1);
-		}
-	}
-	TX_ONABORT
-	{
-		ret = vems__fail(-ENOSPC, "no metadata space to rename: %s",
-				 pmemobj_errormsg());
-	}
-	TX_END
+	ret = tx_rename(p, to, tlen, &oid, f->rec_oid,
+			t ? &t->rec_oid : NULL, &o);
 	if (ret)
 		goto out;
 	if (t) {

@@ -285,6 +285,36 @@ out:
 	return ret;
 }
 
+/*
+ * The commit point of a removal: names unbound and the record marked, in
+ * one transaction. In a function of its own because TX_BEGIN is a
+ * setjmp(): the caller's lookup cursor (vems__obj_find, inlined) would
+ * share its frame, and gcc at -O3 cannot prove it is not read after an
+ * abort's longjmp (-Wclobbered). A function calling setjmp is never
+ * inlined; its only state is unchanged arguments and a volatile result.
+ */
+static int
+tx_mark_removed(struct vems_pool *p, struct vems_obj_rec *r,
+		struct vems_name **names, size_t nnames)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		vems__names_tx_free(names, nnames);
+		vems__super_tx_count(p->sb, 0, -(int)nnames);
+		pmemobj_tx_add_range_direct(&r->flags, 2 * sizeof(uint32_t));
+		r->flags |= VEMS_OBJ_REMOVING;
+		r->rcheck = rec_check(r);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOMEM, "cannot remove object: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
 int
 vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 {
@@ -314,25 +344,10 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 		goto out;
 	}
 	/*
-	 * The commit point: names unbound and the record marked, in one
-	 * transaction. From here the object is gone; what follows only
-	 * reclaims its space, and open finishes it after a crash.
+	 * From here the object is gone; what follows only reclaims its
+	 * space, and open finishes it after a crash.
 	 */
-	struct vems_obj_rec *r = n->rec;
-	TX_BEGIN(p->pop)
-	{
-		vems__names_tx_free(names, nnames);
-		vems__super_tx_count(p->sb, 0, -(int)nnames);
-		pmemobj_tx_add_range_direct(&r->flags, 2 * sizeof(uint32_t));
-		r->flags |= VEMS_OBJ_REMOVING;
-		r->rcheck = rec_check(r);
-	}
-	TX_ONABORT
-	{
-		ret = vems__fail(-ENOMEM, "cannot remove object: %s",
-				 pmemobj_errormsg());
-	}
-	TX_END
+	ret = tx_mark_removed(p, n->rec, names, nnames);
 	if (ret == 0)
 		vems__names_drop(p, names, nnames);
 	free(names);
