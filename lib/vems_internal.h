@@ -286,6 +286,7 @@ int vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v);
 
 /* Deadline of open's validation process (pool.c); tests set it lower. */
 extern unsigned vems__probe_timeout_ms;
+extern bool vems__probe_skip;
 
 /* True once an msync failed: writes then give -EIO until reopen. */
 static inline bool
