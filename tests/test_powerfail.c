@@ -97,8 +97,14 @@ fence(void)
 }
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
+/*
+ * The build uses hidden visibility: without this the definitions below
+ * are not exported, and libpmemobj's own flushes and fences (every
+ * transaction's) bypass the model; only the static libvems binds to them.
+ */
+#define EXPORT __attribute__((visibility("default")))
 
-void
+EXPORT void
 pmem_flush(const void *addr, size_t len)
 {
 	static __typeof__(&pmem_flush) real;
@@ -108,7 +114,7 @@ pmem_flush(const void *addr, size_t len)
 	note(addr, len);
 }
 
-void
+EXPORT void
 pmem_drain(void)
 {
 	static __typeof__(&pmem_drain) real;
@@ -118,14 +124,14 @@ pmem_drain(void)
 	fence();
 }
 
-void
+EXPORT void
 pmem_persist(const void *addr, size_t len)
 {
 	pmem_flush(addr, len);
 	pmem_drain();
 }
 
-int
+EXPORT int
 pmem_msync(const void *addr, size_t len)
 {
 	static __typeof__(&pmem_msync) real;
@@ -137,7 +143,7 @@ pmem_msync(const void *addr, size_t len)
 	return r;
 }
 
-void *
+EXPORT void *
 pmem_memcpy(void *dst, const void *src, size_t len, unsigned flags)
 {
 	static __typeof__(&pmem_memcpy) real;
@@ -151,7 +157,7 @@ pmem_memcpy(void *dst, const void *src, size_t len, unsigned flags)
 	return r;
 }
 
-void *
+EXPORT void *
 pmem_memset(void *dst, int c, size_t len, unsigned flags)
 {
 	static __typeof__(&pmem_memset) real;
@@ -165,19 +171,19 @@ pmem_memset(void *dst, int c, size_t len, unsigned flags)
 	return r;
 }
 
-void *
+EXPORT void *
 pmem_memcpy_persist(void *dst, const void *src, size_t len)
 {
 	return pmem_memcpy(dst, src, len, 0);
 }
 
-void *
+EXPORT void *
 pmem_memset_persist(void *dst, int c, size_t len)
 {
 	return pmem_memset(dst, c, len, 0);
 }
 
-void *
+EXPORT void *
 pmem_memmove_persist(void *dst, const void *src, size_t len)
 {
 	static __typeof__(&pmem_memmove) real;
