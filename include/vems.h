@@ -185,8 +185,13 @@ VEMS_API int vems_pool_create(struct vems_pool **pool, const char *pmem_path,
  * Errors: -ENOENT, -EBUSY (open elsewhere; the message names the pid),
  * VEMS_E_NOTPOOL (not a libvems pool, or a truncated one), VEMS_E_VERSION
  * (written by another format version), VEMS_E_CORRUPT, VEMS_E_MISMATCH (the
- * block file is not this pool's), other -errno. The files are not modified
- * when open fails.
+ * block file is not this pool's), other -errno. A damaged pool gives an
+ * error, never a crash or a hang: everything is first validated in a child
+ * process on a copy-on-write mapping. When open fails on bad or damaged
+ * input the files are not modified. Failures after that validation (out of
+ * memory, io_uring unavailable) come after libpmemobj's own open, which
+ * updates its run id; a device-DAX pool (no copy-on-write mapping) is
+ * validated in place.
  */
 VEMS_API int vems_pool_open(struct vems_pool **pool, const char *pmem_path,
 			    const struct vems_config *cfg);

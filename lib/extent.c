@@ -84,6 +84,11 @@ commit(struct vems_pool *p, struct vems_entry *e, uint8_t state)
 	uint64_t w = 0;
 	if (state)
 		w = ((uint64_t)vems__entry_check(e, state) << 32) | state;
+	if (VEMS_PLANTED(VEMS_PLANT_NO_FLUSH)) {
+		atomic_store_explicit((_Atomic uint64_t *)&e->word, w,
+				      memory_order_relaxed);
+		return 0;
+	}
 	return vems__pmem_store64(p, &e->word, w);
 }
 
@@ -129,7 +134,9 @@ int
 vems__ext_commit_write(struct vems_pool *p, struct vems_objnode *n,
 		       const struct vems_xw *w, size_t nw, bool size_follows)
 {
-	vems__pmem_drain(p); /* data and staged fields before the entries */
+	if (!VEMS_PLANTED(VEMS_PLANT_NO_FENCE))
+		vems__pmem_drain(
+			p); /* data, staged fields before the entries */
 	bool late = false;
 	int ret = 0;
 	for (size_t i = 0; i < nw && ret == 0; i++) {
@@ -407,7 +414,8 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 			err = vems__pmem_flush(
 				p, &e->slot, sizeof(e->slot) + sizeof(e->crc));
 	}
-	vems__pmem_drain(p); /* slots and crcs before the states naming them */
+	if (!VEMS_PLANTED(VEMS_PLANT_TORN_ENTRY))
+		vems__pmem_drain(p); /* slots and crcs before the states */
 	bool stored[VEMS_SPILL_BATCH];
 	if (cnt > VEMS_SPILL_BATCH)
 		cnt = VEMS_SPILL_BATCH; /* the spiller's groups are smaller */
@@ -422,7 +430,9 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 		if (r)
 			v[i]->res = err = r;
 	}
-	vems__pmem_drain(p); /* the switches, before the frames are reused */
+	if (!VEMS_PLANTED(VEMS_PLANT_EARLY_FRAME_FREE))
+		vems__pmem_drain(
+			p); /* the switches, before frames are reused */
 	for (size_t i = 0; i < cnt; i++) {
 		if (!stored[i])
 			continue;

@@ -336,8 +336,8 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 	/* read before the transaction frees the replaced record */
 	struct vems_oid toid = {t ? t->rec->partition : 0, t ? t->rec->id : 0};
 	PMEMoid o = OID_NULL;
-	ret = tx_rename(p, to, tlen, &oid, f->rec_oid,
-			t ? &t->rec_oid : NULL, &o);
+	ret = tx_rename(p, to, tlen, &oid, f->rec_oid, t ? &t->rec_oid : NULL,
+			&o);
 	if (ret)
 		goto out;
 	if (t) {

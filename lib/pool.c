@@ -899,6 +899,17 @@ obj_open(const char *path, const char *layout)
  * and the file has not been written at all. Device DAX has no
  * copy-on-write mapping: there the probe is skipped.
  */
+#ifdef VEMS_PLANT_BUGS
+int vems__plant;
+
+__attribute__((constructor)) static void
+plant_init(void)
+{
+	const char *e = getenv("VEMS_PLANT");
+	vems__plant = e ? atoi(e) : 0;
+}
+#endif
+
 unsigned vems__probe_timeout_ms; /* tests: 0 means the default */
 bool vems__probe_skip;		 /* tests that verify the same otherwise */
 

@@ -156,6 +156,13 @@ vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 		vems__errmsg_append("block file %s", p->block_path);
 		return ret;
 	}
+	if (VEMS_PLANTED(VEMS_PLANT_PHANTOM_WRITE) && n > 0 && v[0]->write) {
+		/* the planted bug: writes counted done, never started */
+		for (size_t i = 0; i < n; i++)
+			v[i]->res = 0;
+		ops->queue_put(p->be, q);
+		return 0;
+	}
 	size_t next = 0, inflight = 0;
 	int first_err = 0;
 	bool wrote = false, broken = false, lost = false;
@@ -526,7 +533,10 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		pthread_rwlock_unlock(&p->meta_lock);
 
 	/* b: the batch's writes, then one sync (no lock held) */
-	int io_err = nio ? vems__bio_run(p, bios, nio, true) : 0;
+	int io_err = nio
+		? vems__bio_run(p, bios, nio,
+				!VEMS_PLANTED(VEMS_PLANT_EARLY_SPILL_ACK))
+		: 0;
 
 	have_meta = lock_meta(p, held);
 	int freed = 0, err = 0;

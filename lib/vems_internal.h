@@ -284,6 +284,27 @@ void vems__pmem_drain(struct vems_pool *p);
 int vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v);
 int vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v);
 
+/*
+ * Planted bugs, for proving that the crash harness catches each kind of
+ * ordering mistake (tests/CMakeLists.txt, label plant). Compiled in only
+ * with -DVEMS_PLANT=ON; VEMS_PLANT=<n> in the environment picks one.
+ */
+enum vems_plant {
+	VEMS_PLANT_NONE = 0,
+	VEMS_PLANT_NO_FLUSH = 1,   /* entry commit store never flushed */
+	VEMS_PLANT_NO_FENCE = 2,   /* no fence between data and entries */
+	VEMS_PLANT_TORN_ENTRY = 3, /* a spill's slot/crc and state unordered */
+	VEMS_PLANT_EARLY_FRAME_FREE = 4, /* frame reused before the switch */
+	VEMS_PLANT_EARLY_SPILL_ACK = 5,	 /* spill commits before the sync */
+	VEMS_PLANT_PHANTOM_WRITE = 6,	 /* a block write counted, never run */
+};
+#ifdef VEMS_PLANT_BUGS
+extern int vems__plant;
+#define VEMS_PLANTED(x) (vems__plant == (x))
+#else
+#define VEMS_PLANTED(x) 0
+#endif
+
 /* Deadline of open's validation process (pool.c); tests set it lower. */
 extern unsigned vems__probe_timeout_ms;
 extern bool vems__probe_skip;

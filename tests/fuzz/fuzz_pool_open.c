@@ -64,6 +64,7 @@
 
 #include "fuzz_common.h"
 #include "layout.h"
+#include "vems_internal.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define MAX_PATCHES 64
@@ -504,6 +505,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	setenv("PMEM_IS_PMEM_FORCE", "1", 0);
+	/* a damaged heap that spins libpmemobj is cut off sooner */
+	vems__probe_timeout_ms = 2000;
 	const char *tags[NBASE] = {"small", "spilled", "crash-tx", "crash-tx2",
 				   "crash-spill"};
 	for (int i = 0; i < NBASE; i++)
