@@ -274,6 +274,7 @@ reap_bios(struct vems_aio_ctx *c, bool wait)
 						    s->buf, false,    s->hot};
 		}
 		vems__promote(c->p, n, pr, k);
+		vems__spill_kick(c->p); /* promotions took frames */
 		i += k;
 	}
 	for (int i = 0; i < got; i++)

@@ -392,7 +392,6 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 		VEMS_STAT_ADD(p, bytes_promoted, p->extent_size);
 	}
 	pthread_rwlock_unlock(&n->lock);
-	vems__spill_kick(p);
 }
 
 /* --- spilling -------------------------------------------------------------- */

@@ -244,8 +244,10 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 			vems__slot_unpin(p, m[i].slot);
 	else if (nm > 0)
 		ret = serve_misses(p, n, m, nm, pr, &np);
-	if (np > 0)
+	if (np > 0) {
 		vems__promote(p, n, pr, np);
+		vems__spill_kick(p); /* promotions took frames */
+	}
 	for (size_t i = 0; i < np; i++) {
 		vems__slot_unpin(p, pr[i].slot);
 		if (pr[i].own)

@@ -28,21 +28,6 @@ oid_hash(const struct vems_oid *oid)
 	return vems__hash64(oid->partition, oid->id);
 }
 
-/* Caller holds meta_lock (either mode). */
-struct vems_objnode *
-vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
-{
-	uint64_t h = oid_hash(oid);
-	for (struct vems_hnode *e = vems__htab_first(&p->objects, h); e;
-	     e = vems__htab_next_same(e)) {
-		struct vems_objnode *n =
-			vems_container_of(e, struct vems_objnode, by_oid);
-		if (n->oid.partition == oid->partition && n->oid.id == oid->id)
-			return n;
-	}
-	return NULL;
-}
-
 /* CRC-32C of an object record's transactional fields. */
 static uint32_t
 rec_check(const struct vems_obj_rec *r)
@@ -75,26 +60,6 @@ vems__sizew(uint64_t size, uint64_t serial)
 	uint32_t c = vems__crc32c(b, sizeof(b));
 	uint64_t c16 = (c ^ (c >> 16)) & 0xffff;
 	return size | (c16 << VEMS_SIZEW_BITS);
-}
-
-uint32_t
-vems__super_mcheck(const struct vems_super *sb)
-{
-	uint64_t b[5] = {sb->next_id, sb->next_serial, sb->nobj_recs,
-			 sb->nname_recs, 0x53555052u /* "SUPR" */};
-	return vems__crc32c(b, sizeof(b));
-}
-
-void
-vems__super_tx_count(struct vems_super *sb, int dobj, int dname)
-{
-	pmemobj_tx_add_range_direct(
-		&sb->next_id,
-		offsetof(struct vems_super, mreserved) -
-			offsetof(struct vems_super, next_id));
-	sb->nobj_recs += (uint64_t)(int64_t)dobj;
-	sb->nname_recs += (uint64_t)(int64_t)dname;
-	sb->mcheck = vems__super_mcheck(sb);
 }
 
 static struct vems_objnode *

@@ -100,3 +100,14 @@ vems__pmem_store8(struct vems_pool *p, uint8_t *dst, uint8_t v)
 	atomic_store_explicit((_Atomic uint8_t *)dst, v, memory_order_relaxed);
 	return vems__pmem_flush(p, dst, sizeof(*dst));
 }
+
+int
+vems__pool_writable(struct vems_pool *p)
+{
+	if (!vems__pool_failed(p))
+		return 0;
+	return vems__fail(-EIO,
+			  "pool %s takes no changes: an msync of pmem failed "
+			  "earlier; close and reopen it",
+			  p->pmem_path);
+}

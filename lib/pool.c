@@ -37,41 +37,6 @@
 #define OBJ_ZONE_BYTES (UINT64_C(16) << 30)
 #define OBJ_ZONE_OVERHEAD (MIB)
 
-/* --- free lists ---------------------------------------------------- */
-
-int
-vems__fl_init(struct vems_freelist *fl, uint32_t cap)
-{
-	fl->v = malloc((cap ? cap : 1) * sizeof(uint32_t));
-	fl->n = 0;
-	fl->cap = cap;
-	return fl->v ? 0 : -ENOMEM;
-}
-
-void
-vems__fl_fini(struct vems_freelist *fl)
-{
-	free(fl->v);
-	fl->v = NULL;
-	fl->n = fl->cap = 0;
-}
-
-void
-vems__fl_push(struct vems_freelist *fl, uint32_t v)
-{
-	/* capacity is the resource's count, so a push never overflows */
-	fl->v[fl->n++] = v;
-}
-
-bool
-vems__fl_pop(struct vems_freelist *fl, uint32_t *v)
-{
-	if (fl->n == 0)
-		return false;
-	*v = fl->v[--fl->n];
-	return true;
-}
-
 /* --- in-process registry of open pools ----------------------------- */
 
 /*
@@ -536,17 +501,6 @@ rebuild(struct vems_pool *p)
 	if (ret == 0)
 		ret = vems__obj_finish_removals(p);
 	return ret;
-}
-
-int
-vems__pool_writable(struct vems_pool *p)
-{
-	if (!vems__pool_failed(p))
-		return 0;
-	return vems__fail(-EIO,
-			  "pool %s takes no changes: an msync of pmem failed "
-			  "earlier; close and reopen it",
-			  p->pmem_path);
 }
 
 static int

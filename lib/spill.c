@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * spill.c -- moving cold extents to the block file, and the frame/slot
- * bookkeeping around it
+ * spill.c -- moving cold extents to the block file
+ *
+ * Above extent.c (which commits the switch), alloc.c (frames and slots)
+ * and xfer.c (the block transfers).
  *
  * A spill of a dirty (PMEM) extent, in DESIGN.md rule 2's order:
  *
@@ -36,275 +38,6 @@
 #include "vems_internal.h"
 
 #define SPILL_BATCH VEMS_SPILL_BATCH
-#define QD 32 /* block transfers in flight per caller */
-
-/* --- frames and slots ------------------------------------------------ */
-
-void
-vems__frame_free(struct vems_pool *p, uint32_t frame)
-{
-	vems__pol_remove(p, frame);
-	/* a spill in flight on this frame sees the change and gives up */
-	atomic_fetch_add_explicit(&p->fr[frame].gen, 1, memory_order_relaxed);
-	pthread_mutex_lock(&p->alloc_lock);
-	vems__fl_push(&p->free_frames, frame);
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-void
-vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	for (uint32_t i = 0; i < n; i++)
-		if (!p->fr[v[i]].lost) /* else the kernel may still write it */
-			vems__fl_push(&p->free_frames, v[i]);
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-void
-vems__slot_free(struct vems_pool *p, uint32_t slot)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_SPILLING;
-	if (p->slot_pins[slot] > 0)
-		p->slot_flags[slot] |= VEMS_SLOT_FREE_PENDING;
-	else
-		vems__fl_push(&p->free_slots, slot);
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-void
-vems__slot_committed(struct vems_pool *p, uint32_t slot)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_SPILLING;
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-void
-vems__slot_pin(struct vems_pool *p, uint32_t slot)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	p->slot_pins[slot]++;
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-void
-vems__slot_unpin(struct vems_pool *p, uint32_t slot)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	if (--p->slot_pins[slot] == 0 &&
-	    (p->slot_flags[slot] & VEMS_SLOT_FREE_PENDING)) {
-		p->slot_flags[slot] &= (uint8_t)~VEMS_SLOT_FREE_PENDING;
-		vems__fl_push(&p->free_slots, slot);
-	}
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-static bool
-slot_alloc(struct vems_pool *p, uint32_t *slot)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	bool ok = vems__fl_pop(&p->free_slots, slot);
-	if (ok)
-		p->slot_flags[*slot] |= VEMS_SLOT_SPILLING;
-	pthread_mutex_unlock(&p->alloc_lock);
-	return ok;
-}
-
-static uint32_t
-free_frames(struct vems_pool *p)
-{
-	pthread_mutex_lock(&p->alloc_lock);
-	uint32_t n = p->free_frames.n;
-	pthread_mutex_unlock(&p->alloc_lock);
-	return n;
-}
-
-/* --- block transfers ------------------------------------------------- */
-
-static void
-note_depth(struct vems_pool *p, uint64_t depth)
-{
-	uint64_t cur = atomic_load_explicit(&p->uring_max_inflight,
-					    memory_order_relaxed);
-	while (depth > cur &&
-	       !atomic_compare_exchange_weak(&p->uring_max_inflight, &cur,
-					     depth))
-		;
-}
-
-/*
- * Runs the transfers through one queue, at most QD in flight. Nothing is
- * left running when it returns, unless the queue broke and what it had in
- * flight could not be waited for: those transfers keep VEMS_BIO_PENDING
- * and their owners must keep the buffers (and, for writes, the slots) out
- * of use. Every other transfer ends with 0 (its completion said so) or an
- * error; one never started gets the reason.
- */
-int
-vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
-{
-	const struct vems_backend_ops *ops = p->be->ops;
-	struct vems_bq *q;
-	int ret = ops->queue_get(p->be, QD, &q);
-	if (ret) {
-		/* nothing started: each transfer fails for that reason */
-		for (size_t i = 0; i < n; i++)
-			v[i]->res = ret;
-		VEMS_STAT_ADD(p, block_errors, 1);
-		vems__errmsg_append("block file %s", p->block_path);
-		return ret;
-	}
-	if (VEMS_PLANTED(VEMS_PLANT_PHANTOM_WRITE) && n > 0 && v[0]->write) {
-		/* the planted bug: writes counted done, never started */
-		for (size_t i = 0; i < n; i++)
-			v[i]->res = 0;
-		ops->queue_put(p->be, q);
-		return 0;
-	}
-	size_t next = 0, inflight = 0;
-	int first_err = 0;
-	bool wrote = false, broken = false, lost = false;
-	while (inflight > 0 || (next < n && !broken)) {
-		size_t room = QD - inflight, left = n - next;
-		size_t k = room < left ? room : left;
-		if (!broken && k > 0) {
-			int s = ops->submit(q, v + next, k);
-			if (s > 0) {
-				inflight += (size_t)s;
-				note_depth(p, inflight);
-			}
-			if ((size_t)s < k) {
-				/* the queue broke: the rest never starts */
-				broken = true;
-				first_err = first_err ? first_err
-						      : v[next + s]->res;
-			}
-			next += k;
-			continue;
-		}
-		struct vems_bio *done[QD];
-		int got = broken ? ops->drain(q, done, QD)
-				 : ops->reap(q, done, QD, true);
-		if (got < 0 && !broken) {
-			/* the ring failed: collect what it has in flight */
-			broken = true;
-			first_err = first_err ? first_err : got;
-			continue;
-		}
-		if (got <= 0) {
-			/* cannot be waited for (or the backend says nothing is
-			 * in flight while we count some): state unknown */
-			lost = true;
-			first_err = first_err ? first_err
-				: got < 0     ? got
-					      : -EIO;
-			break;
-		}
-		for (int i = 0; i < got; i++) {
-			if (done[i]->res && !first_err)
-				first_err = done[i]->res;
-			if (done[i]->res == 0 && done[i]->write)
-				wrote = true;
-		}
-		inflight -= (size_t)got;
-	}
-	for (size_t i = next; i < n; i++)
-		v[i]->res = first_err; /* never started */
-	if (first_err) {
-		VEMS_STAT_ADD(p, block_errors, 1);
-		vems__fail(first_err, "block file %s: %s%s", p->block_path,
-			   strerror(-first_err),
-			   lost ? " (transfers lost in a failed ring: "
-				  "their buffers are kept out of use)"
-				: "");
-	}
-	/*
-	 * The writes that did succeed are durable only after the sync: a
-	 * caller commits a transfer on res == 0, so if the sync fails (or
-	 * cannot run, the queue being broken) every write of the batch
-	 * counts as failed.
-	 */
-	if (sync && wrote) {
-		ret = broken ? vems__fail(-EIO,
-					  "block file %s: no sync after "
-					  "its ring failed",
-					  p->block_path)
-			     : ops->sync(q);
-		/* a sync whose wait failed may still run: it has no buffer,
-		 * and queue_put destroys its ring */
-		if (ret) {
-			VEMS_STAT_ADD(p, block_errors, 1);
-			first_err = first_err ? first_err : ret;
-			for (size_t i = 0; i < n; i++)
-				if (v[i]->write && v[i]->res == 0)
-					v[i]->res = ret;
-		}
-	}
-	ops->queue_put(p->be, q);
-	return first_err;
-}
-
-int
-vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
-	       uint32_t slot, uint32_t want, uint32_t got)
-{
-	VEMS_STAT_ADD(p, checksum_failures, 1);
-	return vems__fail(-EIO,
-			  "object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
-			  ": block slot %u of %s fails its checksum "
-			  "(expected %08x, read %08x)",
-			  n->oid.partition, n->oid.id,
-			  (uint64_t)ext << p->extent_shift, slot, p->block_path,
-			  want, got);
-}
-
-/*
- * A read into buf may still be in flight after its ring failed (see
- * vems__bio_run): if buf is a frame, it never goes back to the free list
- * while the pool is open (vems__frames_unreserve skips it; the next open
- * rebuilds the free frames from the mapping). Any other buffer is the
- * caller's to keep.
- */
-static void
-quarantine(struct vems_pool *p, const void *buf)
-{
-	const uint8_t *b = buf, *f0 = vems__frame_addr(p, 0);
-	if (b < f0 || b >= vems__frame_addr(p, p->nframes))
-		return;
-	uint32_t f = (uint32_t)((uint64_t)(b - f0) >> p->extent_shift);
-	pthread_mutex_lock(&p->alloc_lock);
-	p->fr[f].lost = true;
-	pthread_mutex_unlock(&p->alloc_lock);
-}
-
-int
-vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
-		uint32_t slot, uint32_t crc, void *buf)
-{
-	struct vems_bio bio = {.buf = buf,
-			       .off = vems__slot_off(p, slot),
-			       .len = (uint32_t)p->extent_size,
-			       .res = VEMS_BIO_PENDING};
-	struct vems_bio *v = &bio;
-	int ret = vems__bio_run(p, &v, 1, false);
-	if (bio.res == VEMS_BIO_PENDING)
-		quarantine(p, buf);
-	if (ret == 0 && bio.res != 0)
-		ret = vems__fail(-EIO, "block read of slot %u not done", slot);
-	if (ret) {
-		vems__errmsg_append("reading slot %u for object %" PRIu64
-				    ".%" PRIu64 " offset %" PRIu64,
-				    slot, n->oid.partition, n->oid.id,
-				    (uint64_t)ext << p->extent_shift);
-		return ret;
-	}
-	uint32_t got = vems__crc32c(buf, p->extent_size);
-	if (got != crc)
-		return vems__crc_fail(p, n, ext, slot, crc, got);
-	return 0;
-}
 
 /* --- spilling -------------------------------------------------------- */
 
@@ -317,19 +50,6 @@ struct victim {
 	bool live; /* prepared, still to be committed */
 	struct vems_bio bio;
 };
-
-struct vems_objnode *
-vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
-{
-	for (struct vems_hnode *h = vems__htab_first(&p->serials, serial); h;
-	     h = vems__htab_next_same(h)) {
-		struct vems_objnode *n =
-			vems_container_of(h, struct vems_objnode, by_serial);
-		if (n->serial == serial)
-			return n;
-	}
-	return NULL;
-}
 
 /* CLOCK_REALTIME `ms` from now, for timed waits. */
 static struct timespec
@@ -412,7 +132,7 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
 				      memory_order_relaxed);
 	if (v->x.state == VEMS_ES_BOTH)
 		return true; /* clean: no I/O */
-	if (!slot_alloc(p, &v->x.slot)) {
+	if (!vems__slot_alloc(p, &v->x.slot)) {
 		*block_full = true;
 		return false;
 	}
@@ -700,7 +420,7 @@ vems__spill_wait(struct vems_pool *p, unsigned ms)
 void
 vems__spill_kick(struct vems_pool *p)
 {
-	if (!p->spiller_running || free_frames(p) >= p->low_frames)
+	if (!p->spiller_running || vems__free_frames(p) >= p->low_frames)
 		return;
 	if (atomic_exchange(&p->sp_kicked, true))
 		return; /* already signalled */
@@ -716,7 +436,7 @@ spiller_main(void *arg)
 	pthread_mutex_lock(&p->sp_lock);
 	while (!p->sp_stop) {
 		atomic_store(&p->sp_kicked, false);
-		uint32_t have = free_frames(p);
+		uint32_t have = vems__free_frames(p);
 		if (have < p->low_frames) {
 			/* refill up to the high mark, one batch at a time,
 			 * with the lock dropped so stop is never delayed */
@@ -728,7 +448,7 @@ spiller_main(void *arg)
 				if (r <= 0)
 					break; /* full or failing: writers
 						  will see it themselves */
-				have = free_frames(p);
+				have = vems__free_frames(p);
 			}
 			if (have >= p->low_frames)
 				continue;

@@ -315,10 +315,11 @@ vems__pool_failed(struct vems_pool *p)
 {
 	return atomic_load_explicit(&p->failed, memory_order_relaxed);
 }
-/* -EIO with a sentence if the pool refuses changes (see `failed`). */
+/* -EIO with a sentence if the pool refuses changes (see `failed`);
+ * persist.c. */
 int vems__pool_writable(struct vems_pool *p);
 
-/* --- freelist (pool.c) ---------------------------------------------- */
+/* --- freelist.c ---------------------------------------------- */
 
 int vems__fl_init(struct vems_freelist *fl, uint32_t cap);
 void vems__fl_fini(struct vems_freelist *fl);
@@ -340,13 +341,25 @@ int vems__block_check(struct vems_pool *p, vems_report_fn report, void *arg);
 
 /* --- object.c -------------------------------------------------------- */
 
-struct vems_objnode *vems__obj_find(struct vems_pool *p,
-				    const struct vems_oid *oid);
+/* Finds a live object by OID; meta_lock held (either mode). */
+static inline struct vems_objnode *
+vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
+{
+	uint64_t h = vems__hash64(oid->partition, oid->id);
+	for (struct vems_hnode *e = vems__htab_first(&p->objects, h); e;
+	     e = vems__htab_next_same(e)) {
+		struct vems_objnode *n =
+			vems_container_of(e, struct vems_objnode, by_oid);
+		if (n->oid.partition == oid->partition && n->oid.id == oid->id)
+			return n;
+	}
+	return NULL;
+}
 int vems__obj_load(struct vems_pool *p, PMEMoid rec_oid);
 void vems__obj_free_node(struct vems_objnode *n);
 /* The size word for `size` of the object with `serial` (layout.h). */
 uint64_t vems__sizew(uint64_t size, uint64_t serial);
-/* The superblock's check of its transactional counters. */
+/* super.c: the superblock's check of its transactional counters. */
 uint32_t vems__super_mcheck(const struct vems_super *sb);
 /* Inside a transaction: counts records made (+) or freed (-). */
 void vems__super_tx_count(struct vems_super *sb, int dobj, int dname);
@@ -427,6 +440,10 @@ int vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 void vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n);
 /* A resident extent's frame is released (its entry no longer names it). */
 void vems__frame_free(struct vems_pool *p, uint32_t frame);
+/* alloc.c: a free slot for a spill (flagged SPILLING), false if none. */
+bool vems__slot_alloc(struct vems_pool *p, uint32_t *slot);
+/* alloc.c: how many frames are free now. */
+uint32_t vems__free_frames(struct vems_pool *p);
 /* A slot is no longer referenced; reused once no async read pins it. */
 void vems__slot_free(struct vems_pool *p, uint32_t slot);
 void vems__slot_pin(struct vems_pool *p, uint32_t slot);
@@ -457,8 +474,19 @@ int vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n,
 		   uint32_t ext, uint32_t slot, uint32_t want, uint32_t got);
 /* Kicks the background spiller when free frames are below the mark. */
 void vems__spill_kick(struct vems_pool *p);
-/* Finds an object by serial; meta_lock held. */
-struct vems_objnode *vems__obj_by_serial(struct vems_pool *p, uint64_t serial);
+/* Finds an object by serial (removed ones too); meta_lock held. */
+static inline struct vems_objnode *
+vems__obj_by_serial(struct vems_pool *p, uint64_t serial)
+{
+	for (struct vems_hnode *h = vems__htab_first(&p->serials, serial); h;
+	     h = vems__htab_next_same(h)) {
+		struct vems_objnode *n =
+			vems_container_of(h, struct vems_objnode, by_serial);
+		if (n->serial == serial)
+			return n;
+	}
+	return NULL;
+}
 
 /* --- io.c ------------------------------------------------------------ */
 
@@ -470,7 +498,8 @@ struct vems_promo {
 	bool hot;     /* evicted lately (a ghost hit): main queue */
 };
 /* Brings verified copies back into free frames as clean extents (best
- * effort); takes n's lock exclusively. In extent.c. */
+ * effort); takes n's lock exclusively. In extent.c; the caller kicks the
+ * spiller afterwards (vems__spill_kick). */
 void vems__promote(struct vems_pool *p, struct vems_objnode *n,
 		   struct vems_promo *v, size_t cnt);
 /* An extent-sized buffer aligned for the backend. */
