@@ -2,9 +2,10 @@
 /*
  * check.c -- verify every metadata invariant of an open pool
  *
- * Holds the pool still while it runs: the metadata lock exclusively and
- * every object's lock, so the entry table, the DRAM index and the free
- * lists are compared at one instant.
+ * Holds the pool still while it compares the entry table, the DRAM index
+ * and the free lists (the metadata lock exclusively and every object's
+ * lock: CPU work only), and notes and pins the slots to read; the block
+ * file is then read with nothing held, so I/O goes on meanwhile.
  */
 
 #include <errno.h>
@@ -103,85 +104,139 @@ idx_fn(uint32_t ext, uint32_t entry, void *arg)
 
 #define SLOT_BATCH 32
 
+/* A mapped slot to verify, as the entry named it when the pool was held. */
+struct slotref {
+	uint32_t entry, slot, crc, ext;
+	uint64_t serial;
+	struct vems_oid oid;
+};
+
 static void
-slot_problem(struct checker *c, struct vems_pool *p, struct vems_objnode **v,
-	     size_t cnt, const struct vems_entry *e, const char *what)
+slot_problem(struct checker *c, struct vems_pool *p, const struct slotref *r,
+	     const char *what)
 {
-	struct vems_objnode *n = find_serial(v, cnt, e->serial);
 	problem(c,
 		"object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
 		": block slot %u %s",
-		n ? n->oid.partition : 0, n ? n->oid.id : 0,
-		(uint64_t)e->ext_index << p->extent_shift, e->slot, what);
+		r->oid.partition, r->oid.id,
+		(uint64_t)r->ext << p->extent_shift, r->slot, what);
 }
 
 /*
- * Reads every slot a mapping names and compares it with the entry's CRC;
- * a clean (BOTH) extent's frame must match it too. Returns 0: problems
- * are counted in c.
+ * Phase 1, the pool held still: every slot a mapping names is noted and
+ * pinned (so it cannot be reused while it is read), and a clean (BOTH)
+ * extent's frame is compared with its CRC. Returns the list (or NULL
+ * with *cnt 0 when there is nothing to read or no memory).
+ */
+static struct slotref *
+snapshot_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
+	       struct checker *c, size_t *nref)
+{
+	*nref = 0;
+	size_t n = 0, cap = 0;
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if (vems__entry_valid(e) &&
+		    (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK))
+			cap++;
+	}
+	struct slotref *r = cap ? malloc(cap * sizeof(*r)) : NULL;
+	if (cap && r == NULL) {
+		problem(c, "out of memory: block slots not verified");
+		return NULL;
+	}
+	for (uint32_t i = 0; i < p->nentries && n < cap; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if (!vems__entry_valid(e) || e->slot >= p->nslots ||
+		    (e->state != VEMS_ES_BOTH && e->state != VEMS_ES_BLOCK))
+			continue;
+		struct vems_objnode *o = find_serial(v, cnt, e->serial);
+		if (o == NULL)
+			continue; /* reported by the entry pass */
+		r[n] = (struct slotref){
+			i, e->slot, e->crc, e->ext_index, e->serial, o->oid};
+		if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
+		    vems__crc32c(vems__frame_addr(p, e->frame),
+				 p->extent_size) != e->crc)
+			slot_problem(c, p, &r[n],
+				     "is clean but its pmem copy differs");
+		vems__slot_pin(p, e->slot);
+		n++;
+	}
+	*nref = n;
+	return r;
+}
+
+/* Does the entry still name this slot with this CRC? (a mismatch found
+ * without locks counts only if nothing changed the mapping meanwhile) */
+static bool
+still_mapped(struct vems_pool *p, const struct slotref *r)
+{
+	bool same = false;
+	pthread_rwlock_rdlock(&p->meta_lock);
+	struct vems_objnode *n = vems__obj_by_serial(p, r->serial);
+	if (n) {
+		pthread_rwlock_rdlock(&n->lock);
+		const struct vems_entry *e = &p->entries[r->entry];
+		same = vems__entry_valid(e) && e->serial == r->serial &&
+			e->ext_index == r->ext && e->slot == r->slot &&
+			e->crc == r->crc &&
+			(e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK);
+		pthread_rwlock_unlock(&n->lock);
+	}
+	pthread_rwlock_unlock(&p->meta_lock);
+	return same;
+}
+
+/*
+ * Phase 2, nothing held (the pool serves I/O meanwhile): reads the pinned
+ * slots and compares each with the CRC its entry had; unpins them all.
+ * Returns 0: problems are counted in c.
  */
 static int
-check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
+check_slots(struct vems_pool *p, struct slotref *r, size_t nref,
 	    struct checker *c)
 {
 	uint8_t *bufs = NULL;
 	size_t a = p->be->align > 64 ? p->be->align : 64;
-	if (posix_memalign((void **)&bufs, a, SLOT_BATCH * p->extent_size)) {
-		problem(c, "out of memory: block slots not verified");
-		return 0;
-	}
-	struct vems_bio bio[SLOT_BATCH], *bp[SLOT_BATCH];
-	uint32_t which[SLOT_BATCH];
-	size_t nb = 0;
 	bool keep = false; /* a read's ring failed: bufs may still change */
-	for (uint32_t i = 0; i <= p->nentries; i++) {
-		const struct vems_entry *e =
-			i < p->nentries ? &p->entries[i] : NULL;
-		if (e && vems__entry_valid(e) && e->slot < p->nslots &&
-		    find_serial(v, cnt, e->serial) != NULL &&
-		    (e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK)) {
-			if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
-			    vems__crc32c(vems__frame_addr(p, e->frame),
-					 p->extent_size) != e->crc)
-				slot_problem(c, p, v, cnt, e,
-					     "is clean but its pmem copy "
-					     "differs");
-			bio[nb] = (struct vems_bio){
-				.buf = bufs + nb * p->extent_size,
-				.off = vems__slot_off(p, e->slot),
+	if (nref &&
+	    posix_memalign((void **)&bufs, a, SLOT_BATCH * p->extent_size)) {
+		problem(c, "out of memory: block slots not verified");
+		goto out;
+	}
+	for (size_t b = 0; b < nref && !keep; b += SLOT_BATCH) {
+		size_t nb = nref - b < SLOT_BATCH ? nref - b : SLOT_BATCH;
+		struct vems_bio bio[SLOT_BATCH], *bp[SLOT_BATCH];
+		for (size_t k = 0; k < nb; k++) {
+			bio[k] = (struct vems_bio){
+				.buf = bufs + k * p->extent_size,
+				.off = vems__slot_off(p, r[b + k].slot),
 				.len = (uint32_t)p->extent_size,
 				.res = VEMS_BIO_PENDING};
-			bp[nb] = &bio[nb];
-			which[nb++] = i;
+			bp[k] = &bio[k];
 		}
-		if (nb == SLOT_BATCH || (e == NULL && nb > 0)) {
-			(void)vems__bio_run(p, bp, nb, false);
-			for (size_t k = 0; k < nb; k++) {
-				const struct vems_entry *x =
-					&p->entries[which[k]];
-				char what[96];
-				if (bio[k].res == VEMS_BIO_PENDING)
-					keep = true; /* may still be written */
-				if (bio[k].res) {
-					snprintf(what, sizeof(what),
-						 "cannot be read: %s",
-						 strerror(-bio[k].res));
-					slot_problem(c, p, v, cnt, x, what);
-					continue;
-				}
-				uint32_t got = vems__crc32c(bio[k].buf,
-							    p->extent_size);
-				if (got != x->crc) {
-					snprintf(what, sizeof(what),
-						 "fails its checksum "
-						 "(expected %08x, read %08x)",
-						 x->crc, got);
-					slot_problem(c, p, v, cnt, x, what);
-				}
+		(void)vems__bio_run(p, bp, nb, false);
+		for (size_t k = 0; k < nb; k++) {
+			const struct slotref *x = &r[b + k];
+			char what[96];
+			if (bio[k].res == VEMS_BIO_PENDING)
+				keep = true; /* may still be written */
+			if (bio[k].res) {
+				snprintf(what, sizeof(what),
+					 "cannot be read: %s",
+					 strerror(-bio[k].res));
+				slot_problem(c, p, x, what);
+				continue;
 			}
-			nb = 0;
-			if (keep)
-				break; /* and no more reads into bufs */
+			uint32_t got = vems__crc32c(bio[k].buf, p->extent_size);
+			if (got != x->crc && still_mapped(p, x)) {
+				snprintf(what, sizeof(what),
+					 "fails its checksum "
+					 "(expected %08x, read %08x)",
+					 x->crc, got);
+				slot_problem(c, p, x, what);
+			}
 		}
 	}
 	if (keep)
@@ -190,6 +245,9 @@ check_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 			"the slots not verified");
 	else
 		free(bufs);
+out:
+	for (size_t i = 0; i < nref; i++)
+		vems__slot_unpin(p, r[i].slot);
 	return 0;
 }
 
@@ -339,8 +397,9 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		}
 
 	pthread_mutex_unlock(&p->alloc_lock);
-	/* the block copies, with every object still held */
-	c.problems += check_slots(p, v, cnt, &c);
+	/* which slots to read, noted and pinned with every object held */
+	size_t nref;
+	struct slotref *refs = snapshot_slots(p, v, cnt, &c, &nref);
 	for (size_t i = cnt; i-- > 0;)
 		pthread_rwlock_unlock(&v[i]->lock);
 	c.problems += vems__block_check(p, report, arg);
@@ -348,5 +407,8 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	free(v);
 	free(fused);
 	free(sused);
+	/* the block copies, read with nothing held: I/O goes on meanwhile */
+	c.problems += check_slots(p, refs, nref, &c);
+	free(refs);
 	return c.problems;
 }

@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -1290,6 +1292,96 @@ test_fault_reopen_clean(void **state)
 			 nviol, nrounds, viol);
 }
 
+/* --- check reads the block file while the pool serves I/O ------------- */
+
+/*
+ * vems_pool_check used to read every slot with the metadata lock and every
+ * object's lock held, so no read or write of the pool could run for as
+ * long as the whole block tier took to read. Here the first slot read of a
+ * check (seen by the completion hook, in the checking thread) waits for a
+ * write and a read on another thread; they must finish while the check is
+ * still reading (the wait is a liveness bound, not a timing figure: with
+ * the old locking they block until the check ends, after the bound).
+ */
+struct chk_io {
+	struct fx *fx;
+	atomic_bool armed, fired, done;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool go;
+	ssize_t wres, rres;
+};
+static struct chk_io chk;
+
+static void *
+chk_writer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&chk.m);
+	while (!chk.go)
+		pthread_cond_wait(&chk.cv, &chk.m);
+	pthread_mutex_unlock(&chk.m);
+	chk.wres = write_ext(chk.fx, 1, 4242);
+	chk.rres = vems_obj_pread(chk.fx->o, chk.fx->rd, chk.fx->es,
+				  5 * chk.fx->es);
+	pthread_mutex_lock(&chk.m);
+	atomic_store(&chk.done, true);
+	pthread_cond_broadcast(&chk.cv);
+	pthread_mutex_unlock(&chk.m);
+	return NULL;
+}
+
+static int
+chk_hook(void *arg, char op, int res, uint32_t len)
+{
+	(void)arg;
+	(void)len;
+	if (op != 'r' || !atomic_load(&chk.armed) ||
+	    atomic_exchange(&chk.fired, true))
+		return res;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&chk.m);
+	chk.go = true;
+	pthread_cond_broadcast(&chk.cv);
+	while (!atomic_load(&chk.done) &&
+	       pthread_cond_timedwait(&chk.cv, &chk.m, &ts) == 0)
+		;
+	pthread_mutex_unlock(&chk.m);
+	return res;
+}
+
+static void
+test_check_leaves_io_running(void **state)
+{
+	struct fx *fx = &((struct ctx *)*state)->fx;
+	fx_create(fx, "bfchk");
+	uint64_t n = fx->frames + 40;
+	for (uint64_t e = 0; e < n; e++)
+		assert_int_equal(write_ext(fx, e, 1000 + e), (ssize_t)fx->es);
+	assert_true(stats(fx).extents_block > 0);
+	memset(&chk, 0, sizeof(chk));
+	chk.fx = fx;
+	pthread_mutex_init(&chk.m, NULL);
+	pthread_cond_init(&chk.cv, NULL);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, chk_writer, NULL), 0);
+	vems__fault_set(chk_hook, NULL);
+	atomic_store(&chk.armed, true);
+	int problems = vems_pool_check(fx->tp.pool, NULL, NULL);
+	bool done_during = atomic_load(&chk.done);
+	vems__fault_set(NULL, NULL);
+	pthread_join(th, NULL);
+	assert_int_equal(problems, 0);
+	assert_true(atomic_load(&chk.fired));
+	assert_true(done_during); /* the I/O ran while check was reading */
+	assert_int_equal(chk.wres, (ssize_t)fx->es);
+	assert_int_equal(chk.rres, (ssize_t)fx->es);
+	pthread_mutex_destroy(&chk.m);
+	pthread_cond_destroy(&chk.cv);
+}
+
 int
 main(void)
 {
@@ -1312,6 +1404,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_long_read_of_spilled,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_multipiece_write,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_leaves_io_running,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_reopen_clean, setup,
 						teardown),
