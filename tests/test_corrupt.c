@@ -170,6 +170,7 @@ try_damage(size_t off, uint8_t x, int *refused, int *served)
 	pwrite_at(fx.pmem, off, &bad, 1);
 	pread_at(fx.pmem, L.entries, ent, L.nentries);
 	pread_at(fx.pmem, L.rec, rec, sizeof(rec));
+	uint64_t digest = tu_file_digest(fx.pmem);
 	struct vems_pool *p = NULL;
 	int r = vems_pool_open(&p, fx.pmem, NULL);
 	if (r == 0) {
@@ -192,6 +193,11 @@ try_damage(size_t off, uint8_t x, int *refused, int *served)
 		if (memcmp(ent, ent2, L.nentries) || memcmp(rec, rec2, 64))
 			fail_msg("byte at %zu ^ %#x: a refused open changed "
 				 "the entry table or the record",
+				 off, x);
+		/* nor any other byte (libpmemobj's run id included) */
+		if (tu_file_digest(fx.pmem) != digest)
+			fail_msg("byte at %zu ^ %#x: a refused open changed "
+				 "the pool file",
 				 off, x);
 		(*refused)++;
 	}
