@@ -1304,15 +1304,17 @@ verify_point(void)
 		msel[nms++] = (struct sel){SEL_ALL, 0};
 		if (V.nm)
 			msel[nms++] = (struct sel){SEL_NONE, 0};
-		while (V.nm && nms < S->nmeta_sel)
-			msel[nms++] =
-				(struct sel){SEL_RAND, mix(S->seed + nms)};
+		while (V.nm && nms < S->nmeta_sel) {
+			uint64_t r = mix(S->seed + nms);
+			msel[nms++] = (struct sel){SEL_RAND, r};
+		}
 		dsel[nds++] = (struct sel){SEL_ALL, 0};
 		if (V.nd + nb)
 			dsel[nds++] = (struct sel){SEL_NONE, 0};
-		while (V.nd + nb && nds < S->ndata_sel)
-			dsel[nds++] =
-				(struct sel){SEL_RAND, mix(~S->seed + nds)};
+		while (V.nd + nb && nds < S->ndata_sel) {
+			uint64_t r = mix(~S->seed + nds);
+			dsel[nds++] = (struct sel){SEL_RAND, r};
+		}
 	}
 	S->points++;
 	for (size_t a = 0; a < nms; a++) {
