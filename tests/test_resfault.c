@@ -53,7 +53,7 @@ static struct fstate {
 #define F (*FP)
 
 /* True if this call of `kind` is the one to fail. */
-static bool
+static __attribute__((unused)) bool
 fail_now(char kind)
 {
 	if (atomic_load_explicit(&F.kind, memory_order_relaxed) != kind)
