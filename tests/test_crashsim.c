@@ -749,10 +749,13 @@ static void
 run_op(struct wl *w, int slot, int kind, int j, uint64_t *rng)
 {
 	struct opdesc d = {.kind = kind, .obj = j, .seed = tu_rand(rng) | 1};
+	/* the model is shared with the other workload threads: under G */
+	pthread_mutex_lock(&G);
 	memcpy(d.nb_before, S->names, sizeof(d.nb_before));
 	memcpy(d.nb_after, S->names, sizeof(d.nb_after));
 	bool ex = S->exists[j];
 	uint64_t size = S->size[j];
+	pthread_mutex_unlock(&G);
 	ssize_t r = 0;
 	if (!ex && kind != OP_CREATE && kind != OP_RENAME)
 		return;
