@@ -868,7 +868,9 @@ run_op(struct wl *w, int slot, int kind, int j, uint64_t *rng)
 	default:
 		break;
 	}
+	pthread_mutex_lock(&G); /* the workload threads share w */
 	w->nops++;
+	pthread_mutex_unlock(&G);
 }
 
 static void
