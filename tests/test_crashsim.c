@@ -143,9 +143,11 @@ struct shared {
 	uint64_t lost, violations;
 	char fail[2048];
 	int failed_now;
+	double deadline; /* CLOCK_MONOTONIC s: verify no more states after */
 };
 
 static struct shared *S;
+static double now(void);
 static uint8_t *s_media, *s_bdur, *s_model[NOBJ];
 static struct cand *s_cand;
 static struct bcand *s_bc;
@@ -1322,10 +1324,17 @@ verify_point(void)
 		}
 	}
 	S->points++;
-	for (size_t a = 0; a < nms; a++) {
+	bool late = false;
+	for (size_t a = 0; a < nms && !late; a++) {
 		bool open = false, pure = false;
 		for (size_t b = 0; b < nds; b++) {
 			int res;
+			/* the time budget also bounds one crash point's many
+			 * states (only those verified are counted) */
+			if (S->deadline > 0 && now() > S->deadline) {
+				late = true;
+				break;
+			}
 			if (open && pure) {
 				swap_to(&dsel[b]);
 			} else {
@@ -1653,6 +1662,7 @@ test_sweep(void **state)
 	S->ndata_sel = 6;
 	uint64_t id = 0, nseq = 0;
 	double t0 = now();
+	S->deadline = t0 + budget_s;
 	int seq[3];
 	for (int len = 1; len <= 3; len++) {
 		uint64_t total = 1;
@@ -1672,6 +1682,7 @@ test_sweep(void **state)
 		}
 	}
 out:
+	S->deadline = 0;
 	print_message("sweep: %llu sequences, %.1f s%s\n",
 		      (unsigned long long)nseq, now() - t0,
 		      now() - t0 > budget_s ? " (time budget reached)" : "");
@@ -1713,9 +1724,11 @@ test_random(void **state)
 		return;
 	}
 	double t0 = now();
+	S->deadline = t0 + budget_s;
 	unsigned i = 0;
 	for (; i < nruns && now() - t0 <= budget_s; i++)
 		random_workload(base_seed + i, sweep_mode ? 0.2 : 0.03);
+	S->deadline = 0;
 	print_message("random: %u workloads from seed %llu, %.1f s%s\n", i,
 		      (unsigned long long)base_seed, now() - t0,
 		      i < nruns ? " (time budget reached)" : "");
@@ -1751,7 +1764,9 @@ test_threads(void **state)
 	S->ndata_sel = 4;
 	unsigned n = sweep_mode ? 100 : 20;
 	double t0 = now();
-	for (unsigned i = 0; i < n && now() - t0 <= budget_s; i++) {
+	S->deadline = t0 + budget_s;
+	unsigned ran = 0;
+	for (unsigned i = 0; i < n && now() - t0 <= budget_s; i++, ran++) {
 		uint64_t seed = base_seed + 1000000 + i;
 		char desc[160];
 		snprintf(desc, sizeof(desc),
@@ -1776,7 +1791,8 @@ test_threads(void **state)
 		cur_workload = "";
 		check_failures();
 	}
-	print_message("threads: %u workloads, %.1f s\n", n, now() - t0);
+	S->deadline = 0;
+	print_message("threads: %u workloads, %.1f s\n", ran, now() - t0);
 }
 
 /* --- the harness can fail -------------------------------------------- */
