@@ -360,6 +360,13 @@ attach(struct vems_pool *p, const struct vems_config *cfg)
 		return ret;
 	if (vems__backend_wrap && (ret = vems__backend_wrap(&p->be)))
 		return ret;
+	if (p->be->ops->version < VEMS_BACKEND_OPS_V2 ||
+	    p->be->ops->drain == NULL)
+		return vems__fail(-EINVAL,
+				  "block backend %s: ops version %u, needs %u "
+				  "(drain)",
+				  p->be->ops->name, p->be->ops->version,
+				  VEMS_BACKEND_OPS_V2);
 	snprintf(p->block_io_buf, sizeof(p->block_io_buf), "%s+%s", p->be->mode,
 		 p->be->sync_mode);
 	p->block_io = p->block_io_buf;

@@ -437,10 +437,11 @@ reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
 			: io_uring_peek_cqe(&q->ring, &cqe);
 		if (ret == -EINTR)
 			continue;
-		if (ret == -EAGAIN)
-			break;
+		if (ret == -EAGAIN && !(wait && got == 0))
+			break; /* a peek that found nothing */
 		if (ret < 0) {
-			/* what is in flight is for drain() to collect */
+			/* a wait that failed, even with -EAGAIN, reaped
+			 * nothing: what is in flight is for drain() */
 			q->broken = true;
 			if (got > 0)
 				break;

@@ -86,6 +86,13 @@ vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 			first_err = first_err ? first_err : got;
 			continue;
 		}
+		if (got == 0 && !broken) {
+			/* a wait that reaped nothing while transfers are in
+			 * flight: never give them up unwaited; drain them */
+			broken = true;
+			first_err = first_err ? first_err : -EIO;
+			continue;
+		}
 		if (got <= 0) {
 			/* cannot be waited for (or the backend says nothing is
 			 * in flight while we count some): state unknown */

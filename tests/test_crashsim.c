@@ -463,9 +463,8 @@ w_submit(struct vems_bq *q, struct vems_bio *const *v, size_t n)
 }
 
 static int
-w_reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
+track(struct vems_bio **out, int r)
 {
-	int r = W->real->ops->reap(q, out, max, wait);
 	if (r <= 0 || role != 1 || !T.on)
 		return r;
 	pthread_mutex_lock(&G);
@@ -496,6 +495,18 @@ w_reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
 	}
 	pthread_mutex_unlock(&G);
 	return r;
+}
+
+static int
+w_reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
+{
+	return track(out, W->real->ops->reap(q, out, max, wait));
+}
+
+static int
+w_drain(struct vems_bq *q, struct vems_bio **out, size_t max)
+{
+	return track(out, W->real->ops->drain(q, out, max));
 }
 
 static int
@@ -537,13 +548,14 @@ w_set_eventfd(struct vems_bq *q, int efd)
 }
 
 static const struct vems_backend_ops wrap_ops = {
-	.version = VEMS_BACKEND_OPS_V1,
+	.version = VEMS_BACKEND_OPS_V2,
 	.name = "crashsim",
 	.close = w_close,
 	.queue_get = w_queue_get,
 	.queue_put = w_queue_put,
 	.submit = w_submit,
 	.reap = w_reap,
+	.drain = w_drain,
 	.sync = w_sync,
 	.set_eventfd = w_set_eventfd,
 };
