@@ -117,6 +117,8 @@ vems__bounce_alloc(const struct vems_pool *p)
 	return b;
 }
 
+bool vems__read_no_promote; /* tests: reads leave pmem as it is */
+
 /* Reads misses [0, cnt) in batches; collects up to MISS_BATCH promotions
  * (their buffers and pins kept); unpins and frees everything else. */
 static int
@@ -136,7 +138,8 @@ serve_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 		if (ret == 0)
 			ret = fetch_misses(p, n, x, k);
 		for (size_t i = 0; i < k; i++) {
-			if (ret == 0 && *np < MISS_BATCH) {
+			if (ret == 0 && *np < MISS_BATCH &&
+			    !vems__read_no_promote) {
 				/* S3-FIFO admission: a miss comes back on
 				 * probation (small queue), or to the main
 				 * queue if it was evicted lately */

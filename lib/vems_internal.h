@@ -308,6 +308,9 @@ extern int vems__plant;
 /* Deadline of open's validation process (pool.c); tests set it lower. */
 extern unsigned vems__probe_timeout_ms;
 extern bool vems__probe_skip;
+/* Tests (the crash verifier): vems_obj_pread never promotes a miss, so a
+ * read does no persistence action at all (io.c). */
+extern bool vems__read_no_promote;
 
 /* True once an msync failed: writes then give -EIO until reopen. */
 static inline bool

@@ -14,6 +14,8 @@
 #                        new directory under /dev/shm, removed at the end
 #                        unless something was found)
 #   VEMS_FUZZ_ARGS       extra libFuzzer flags (e.g. -jobs=2 -workers=2)
+#   VEMS_HARNESS_LOG     if set, each target's executions are appended to
+#                        it (scripts/harness-figures.sh sums a CI run)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -92,6 +94,10 @@ for t in "${targets[@]}"; do
 	else
 		echo "fuzz: $t ${execs:-?} execs in $took s, 0 crashes" \
 			"($(find "$corpus" -type f | wc -l) corpus inputs)"
+		# the harness figures of a CI run (tests/testutil.h, tu_figure)
+		if [[ -n ${VEMS_HARNESS_LOG:-} ]]; then
+			echo "fuzz executions ${execs:-0}" >>"$VEMS_HARNESS_LOG"
+		fi
 	fi
 	rm -rf "$work/$t/pools"
 done

@@ -438,6 +438,9 @@ test_libpmemobj_damage(void **state)
 			x = cur ^ 0xff;
 			damage_run(hdrs[h] + b, &x, 1, outcome);
 		}
+	tu_figure("corrupt", "damaged_heap_images",
+		  (unsigned long long)(nruns + 64));
+	tu_figure("corrupt", "crashed_or_hung", (unsigned long long)outcome[2]);
 	print_message("libpmemobj damage: %d opens served the data intact, "
 		      "%d refused cleanly, %d crashed or hung\n",
 		      outcome[0], outcome[1], outcome[2]);

@@ -236,6 +236,8 @@ run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 	struct vems_pool_stats ps;
 	TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
 	TU_OK(vems_pool_stats(tp.pool, &ps));
+	tu_figure("sigkill", "cycles", (unsigned long long)n);
+	tu_figure("sigkill", "inflight", (unsigned long long)inflight_seen);
 	print_message("%d kills, %d with an operation in flight; "
 		      "%llu of %llu extents in the block file at the end\n",
 		      n, inflight_seen,

@@ -28,11 +28,18 @@
  * there are few, else both extremes and random subsets), writes each image
  * to its own pool and block files, opens them, and checks through the
  * public API that every acknowledged byte reads back, that in-flight ones
- * are old or new, and that vems_pool_check() is clean. States that differ
- * only in data lines or block contents reuse the open pool (the differing
- * bytes are written in place) as long as the previous verification did no
- * persistence action at all, so the pool is exactly the image it was
- * opened on plus the swapped bytes.
+ * are old or new, and that vems_pool_check() is clean.
+ *
+ * States that differ from a verified one only in data lines or held-back
+ * blocks are verified by delta: the differing bytes are written into the
+ * open pool in place, and only what they can change is read back (the
+ * lines through vems_obj_pread, the extents of changed slots, and
+ * vems_pool_check() when a block or a clean frame changed). This holds
+ * because open and check read no frame data but clean frames', the
+ * verdict is per byte, and the verifier's reads change nothing (they do
+ * not promote: vems__read_no_promote; any flush the verifier makes ends
+ * the delta chain). One delta state in DELTA_CROSS is also opened anew
+ * and verified whole, which must agree: the premise is itself tested.
  *
  * Environment: VEMS_CRASHSIM_MODE=sweep for the long run (every
  * persistence point of every 3-operation sequence, exhaustive up to 12
@@ -42,6 +49,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem.h>
@@ -131,7 +139,9 @@ struct shared {
 	struct opdesc flight[MAXFLIGHT];
 	/* the crash point */
 	long point;
-	unsigned exh_max, nmeta_sel, ndata_sel;
+	unsigned exh_max;  /* metadata + block units enumerated up to */
+	unsigned exh_data; /* data lines enumerated up to */
+	unsigned nmeta_sel, nblock_sel, ndata_sel; /* else sampled */
 	uint64_t seed;
 	uint32_t ncand, nbc;
 	uint32_t nrestore; /* block ranges with content (durable image) */
@@ -140,6 +150,9 @@ struct shared {
 	uint64_t points, states, states_exh, states_sampled;
 	uint64_t st_data, st_meta, st_block, block_loss_states;
 	uint64_t reopens, swaps;
+	uint64_t st_delta, crosschecks; /* states verified by delta reads */
+	double t_open, t_full, t_delta, t_wait; /* s: where the time goes */
+	double t_build, t_close;
 	uint64_t lost, violations;
 	char fail[2048];
 	int failed_now;
@@ -167,7 +180,7 @@ shm(size_t len)
 /* which side of the harness this process is */
 static int role; /* 0: off, 1: tracking workload, 2: verifier */
 static pthread_mutex_t G;
-static uint64_t v_pmem_ops; /* verifier: persistence actions seen */
+static uint64_t v_pmem_ops; /* verifier: pmem flushes (stores) seen */
 static uint64_t v_block_writes;
 
 static struct {
@@ -237,10 +250,8 @@ order_pending(void)
 static void
 fence(void)
 {
-	if (role == 2) {
-		v_pmem_ops++;
-		return;
-	}
+	if (role == 2)
+		return; /* a fence alone changes no byte of the pool */
 	if (!T.on)
 		return;
 	pthread_mutex_lock(&G);
@@ -671,8 +682,10 @@ crash_point(const char *what)
 	S->seed = tu_rand(&T.rng);
 	S->failed_now = 0;
 	char c = 'v';
+	double t0 = now();
 	if (write(srv_req, &c, 1) != 1 || read(srv_resp, &c, 1) != 1)
 		abort();
+	S->t_wait += now() - t0;
 	if (S->failed_now) {
 		if (nfail_points++ == 0)
 			snprintf(first_fail, sizeof(first_fail),
@@ -1019,7 +1032,32 @@ static struct {
 	uint8_t *choice_b;
 	char why[1024];
 	int nproblems;
+	/* what verify_state() saw per object, for the delta reads */
+	struct {
+		bool present;
+		uint64_t osz, size; /* acknowledged size, size after open */
+		const struct opdesc *f;
+	} o[NOBJ];
+	uint8_t *ballast; /* the ballast's bytes */
+	uint32_t *f2e;	  /* frame -> entry mapping it (resident) */
+	struct lmap *lm;  /* per data candidate: where it reads back */
+	uint8_t *changed; /* per data candidate, this state */
+	uint32_t *s2e;	  /* slot -> entry naming it */
+	uint32_t *bm;	  /* per block candidate: its slot's entry */
+	struct vems_obj *vh[NOBJ + 1]; /* handles for the delta reads */
+	uint64_t ndelta;
 } V;
+
+/* Where a data line reads back in the open pool: object j (NOBJ: the
+ * ballast, -1: no object maps its frame), offset, bytes below the size;
+ * clean: its frame is a BOTH extent's (vems_pool_check() compares the
+ * frame with the slot's CRC, so a change there needs the full check). */
+struct lmap {
+	int8_t obj;
+	bool clean;
+	uint16_t n;
+	uint64_t off;
+};
 
 static uint64_t
 mix(uint64_t x)
@@ -1083,9 +1121,73 @@ report(const char *msg, void *arg)
 
 #define WHY(...) snprintf(V.why, sizeof(V.why), __VA_ARGS__)
 
+/*
+ * May byte b of object j read v? The acknowledged byte (0 past the
+ * acknowledged size), or the in-flight operation's: 0 in a range a
+ * truncate is cutting, the new byte inside a write. Per byte, so a state
+ * is consistent iff every byte is: what the delta reads rely on.
+ */
+static bool
+byte_ok(int j, uint64_t b, uint8_t v)
+{
+	const struct opdesc *f = V.o[j].f;
+	uint8_t old = b < V.o[j].osz ? s_model[j][b] : 0;
+	if (v == old)
+		return true;
+	if (f && f->kind == OP_TRUNC && b >= f->off && v == 0)
+		return true;
+	if (f && f->kind != OP_TRUNC && b >= f->off && b < f->off + f->len) {
+		uint8_t nw;
+		tu_fill(&nw, 1, f->seed, b);
+		if (v == nw)
+			return true;
+	}
+	WHY("object %d: byte %llu is %#x, acknowledged %#x%s", j,
+	    (unsigned long long)b, v, old,
+	    f ? " (an operation in flight)" : "");
+	return false;
+}
+
+static int verify_whole(void);
+
+/* byte_ok over [off, off+len) of object j, read into buf: 4 KiB pieces
+ * that are wholly the acknowledged or wholly the in-flight bytes at once */
+static bool
+range_ok(int j, uint64_t off, const uint8_t *buf, uint64_t len)
+{
+	const struct opdesc *f = V.o[j].f;
+	uint8_t nw[EXT];
+	for (uint64_t c = 0; c < len; c += EXT) {
+		uint64_t n = len - c < EXT ? len - c : EXT, at = off + c;
+		if (at + n <= V.o[j].osz &&
+		    memcmp(buf + c, s_model[j] + at, n) == 0)
+			continue;
+		if (f && f->kind != OP_TRUNC && f->kind != OP_REMOVE &&
+		    f->kind != OP_CREATE && at >= f->off &&
+		    at + n <= f->off + f->len) {
+			tu_fill(nw, n, f->seed, at);
+			if (memcmp(buf + c, nw, n) == 0)
+				continue;
+		}
+		for (uint64_t b = 0; b < n; b++)
+			if (!byte_ok(j, at + b, buf[c + b]))
+				return false;
+	}
+	return true;
+}
+
 /* 0: consistent; 1: acknowledged data lost; 2: invariant violated */
 static int
 verify_state(void)
+{
+	double t0 = now();
+	int r = verify_whole();
+	S->t_full += now() - t0;
+	return r;
+}
+
+static int
+verify_whole(void)
 {
 	struct vems_pool *p = V.pool;
 	struct vems_obj *o;
@@ -1103,14 +1205,12 @@ verify_state(void)
 		    got < 0 ? vems_strerror((int)got) : "short");
 		return 1;
 	}
-	for (uint64_t b = 0; b < S->ballast_size; b += EXT) {
-		uint8_t want[EXT];
-		tu_fill(want, EXT, BALLAST_SEED, b);
-		if (memcmp(want, V.brd + b, EXT) != 0) {
-			WHY("ballast bytes at %llu differ",
-			    (unsigned long long)b);
-			return 1;
-		}
+	if (memcmp(V.ballast, V.brd, S->ballast_size) != 0) {
+		uint64_t b = 0;
+		while (V.ballast[b] == V.brd[b])
+			b++;
+		WHY("ballast byte %llu differs", (unsigned long long)b);
+		return 1;
 	}
 	for (int j = 0; j < NOBJ; j++) {
 		const struct opdesc *f = NULL;
@@ -1120,6 +1220,7 @@ verify_state(void)
 			    S->flight[k].kind != OP_PROMOTE)
 				f = &S->flight[k];
 		uint64_t osz = S->size[j];
+		V.o[j].present = false;
 		int ex = vems_obj_stat_oid(p, oid_of(j), &st);
 		if (ex != 0 && ex != -ENOENT) {
 			WHY("object %d: stat %s", j, vems_strerror(ex));
@@ -1142,6 +1243,10 @@ verify_state(void)
 		}
 		if (!S->exists[j])
 			osz = 0; /* being created */
+		V.o[j].present = true;
+		V.o[j].osz = osz;
+		V.o[j].size = st.size;
+		V.o[j].f = f;
 		uint64_t lo = osz, hi = osz;
 		if (f && f->kind == OP_TRUNC) {
 			lo = f->off < lo ? f->off : lo;
@@ -1184,25 +1289,9 @@ verify_state(void)
 				}
 			continue;
 		}
-		for (uint64_t b = 0; b < st.size; b++) {
-			uint8_t old = b < osz ? m[b] : 0;
-			if (V.rd[b] == old)
-				continue;
-			if (f && f->kind == OP_TRUNC && b >= f->off &&
-			    V.rd[b] == 0)
-				continue;
-			if (f && f->kind != OP_TRUNC && b >= f->off &&
-			    b < f->off + f->len) {
-				uint8_t nw;
-				tu_fill(&nw, 1, f->seed, b);
-				if (V.rd[b] == nw)
-					continue;
-			}
-			WHY("object %d: byte %llu is %#x, acknowledged %#x%s",
-			    j, (unsigned long long)b, V.rd[b], old,
-			    f ? " (an operation in flight)" : "");
+		(void)m;
+		if (!range_ok(j, 0, V.rd, st.size))
 			return 1;
-		}
 	}
 	/* names: the acknowledged binding, or the in-flight change whole */
 	int now[NNAME];
@@ -1239,8 +1328,9 @@ verify_state(void)
 
 /* Writes the whole state (pmem image and block file) and opens it. */
 static int
-build_and_open(const struct sel *ms, const struct sel *ds)
+build_and_open(const struct sel *ms, const struct sel *bs, const struct sel *ds)
 {
+	double tb = now();
 	memcpy(V.vmap, s_media, S->plen);
 	for (uint32_t i = 0; i < V.nm; i++)
 		if (choose(ms, i, false)) {
@@ -1260,7 +1350,7 @@ build_and_open(const struct sel *ms, const struct sel *ds)
 			abort();
 	}
 	for (uint32_t i = 0; i < S->nbc; i++) {
-		unsigned c = choose(ds, V.nd + i, true);
+		unsigned c = choose(bs, i, true);
 		V.choice_b[i] = (uint8_t)c;
 		put_block_unit(i, c);
 	}
@@ -1268,7 +1358,10 @@ build_and_open(const struct sel *ms, const struct sel *ds)
 	vems_config_new(&cfg);
 	vems_config_set_low_watermark(cfg, 0);
 	vems_config_set_block_path(cfg, S->vblk);
+	double t0 = now();
+	S->t_build += t0 - tb;
 	int r = vems_pool_open(&V.pool, S->vpool, cfg);
+	S->t_open += now() - t0;
 	vems_config_delete(&cfg);
 	S->reopens++;
 	if (r != 0)
@@ -1276,27 +1369,333 @@ build_and_open(const struct sel *ms, const struct sel *ds)
 	return r;
 }
 
+/* Data line i of the open pool to choice ch (0: as on media, 1: new). */
+static void
+put_line(uint32_t i, uint8_t ch)
+{
+	const struct cand *c = &s_cand[V.di[i]];
+	memcpy(V.pool->frames + (c->off - S->frames_off),
+	       ch ? c->val : s_media + c->off, c->len);
+	V.choice_d[i] = ch;
+}
+
 /* Same metadata, other data lines and blocks: written in place. */
 static void
-swap_to(const struct sel *ds)
+swap_to(const struct sel *bs, const struct sel *ds)
 {
-	uint8_t *fr = V.pool->frames;
 	for (uint32_t i = 0; i < V.nd; i++) {
-		const struct cand *c = &s_cand[V.di[i]];
 		uint8_t ch = (uint8_t)choose(ds, i, false);
-		if (ch == V.choice_d[i])
-			continue;
-		memcpy(fr + (c->off - S->frames_off),
-		       ch ? c->val : s_media + c->off, c->len);
-		V.choice_d[i] = ch;
+		if (ch != V.choice_d[i])
+			put_line(i, ch);
 	}
 	for (uint32_t i = 0; i < S->nbc; i++) {
-		unsigned c = choose(ds, V.nd + i, true);
+		unsigned c = choose(bs, i, true);
 		if (c != V.choice_b[i])
 			put_block_unit(i, c);
 		V.choice_b[i] = (uint8_t)c;
 	}
 	S->swaps++;
+}
+
+static void
+close_pool(void)
+{
+	double t0 = now();
+	for (int j = 0; j <= NOBJ; j++)
+		if (V.vh[j])
+			vems_obj_close(&V.vh[j]);
+	vems_pool_close(&V.pool);
+	S->t_close += now() - t0;
+}
+
+/*
+ * After a full verification that found the state consistent and did no
+ * persistence action: where each data candidate reads back (the frame's
+ * entry, from the open pool's tables), and a handle per object.
+ * False if that cannot be set up (then every state is verified whole).
+ */
+static bool
+map_lines(void)
+{
+	struct vems_pool *p = V.pool;
+	for (uint32_t f = 0; f < p->nframes; f++)
+		V.f2e[f] = UINT32_MAX;
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if ((e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH) &&
+		    e->frame < p->nframes)
+			V.f2e[e->frame] = i;
+	}
+	for (int j = 0; j <= NOBJ; j++) {
+		struct vems_oid oid =
+			j < NOBJ ? oid_of(j) : (struct vems_oid){2, 1};
+		if ((j < NOBJ && !V.o[j].present) ||
+		    vems_obj_open(p, oid, 0, &V.vh[j]) != 0)
+			V.vh[j] = NULL;
+	}
+	for (uint32_t sl = 0; sl < p->nslots; sl++)
+		V.s2e[sl] = UINT32_MAX;
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if ((e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK) &&
+		    e->slot < p->nslots)
+			V.s2e[e->slot] = i;
+	}
+	for (uint32_t i = 0; i < S->nbc; i++) {
+		uint64_t off = s_bc[i].off;
+		if (off < p->block_data_off ||
+		    (off - p->block_data_off) % EXT != 0 ||
+		    (off - p->block_data_off) / EXT >= p->nslots)
+			return false; /* not a slot: open reads it */
+		V.bm[i] = V.s2e[(off - p->block_data_off) / EXT];
+	}
+	for (uint32_t i = 0; i < V.nd; i++) {
+		uint64_t in = s_cand[V.di[i]].off - S->frames_off;
+		uint32_t ei = V.f2e[in / EXT];
+		struct lmap *l = &V.lm[i];
+		*l = (struct lmap){.obj = -1};
+		if (ei == UINT32_MAX)
+			continue;
+		const struct vems_entry *e = &p->entries[ei];
+		struct vems_objnode *n = vems__obj_by_serial(p, e->serial);
+		if (n == NULL)
+			return false;
+		int j = n->oid.partition == 2 ? NOBJ : (int)n->oid.id - 1;
+		if (j < 0 || j > NOBJ || V.vh[j] == NULL)
+			return false;
+		uint64_t size = j < NOBJ ? V.o[j].size : S->ballast_size;
+		l->obj = (int8_t)j;
+		l->clean = e->state == VEMS_ES_BOTH;
+		l->off = (uint64_t)e->ext_index * EXT + in % EXT;
+		l->n = l->off >= size	       ? 0
+			: size - l->off < LINE ? (uint16_t)(size - l->off)
+					       : LINE;
+	}
+	return true;
+}
+
+/*
+ * The next state differs from a consistent one (verified, whole or by
+ * delta) only in data lines: they are written into the open pool's frames
+ * and only they are read back through vems_obj_pread. Every other byte
+ * and the pool's whole metadata are as in the state before, and the
+ * verdict is per byte (byte_ok), so this verifies the new state whole.
+ * A line of a clean (BOTH) frame also changes what vems_pool_check()
+ * says: then verify_state() runs. Returns as verify_state does.
+ */
+static int delta_reads(uint32_t nch);
+
+/*
+ * Held-back blocks changed in place: the extents whose slots they are
+ * read back (a BLOCK extent's bytes come from its slot) and the pool is
+ * checked whole (it reads every mapped slot against its CRC).
+ */
+static int
+delta_blocks(const struct sel *bs)
+{
+	struct vems_pool *p = V.pool;
+	bool any = false;
+	for (uint32_t i = 0; i < S->nbc; i++) {
+		unsigned c = choose(bs, i, true);
+		if (c == V.choice_b[i])
+			continue;
+		put_block_unit(i, c);
+		V.choice_b[i] = (uint8_t)c;
+		any = true;
+		if (V.bm[i] == UINT32_MAX)
+			continue;
+		const struct vems_entry *e = &p->entries[V.bm[i]];
+		struct vems_objnode *n = vems__obj_by_serial(p, e->serial);
+		if (n == NULL) {
+			WHY("slot %u: no object for its entry", e->slot);
+			return 2;
+		}
+		int j = n->oid.partition == 2 ? NOBJ : (int)n->oid.id - 1;
+		if (j < 0 || j > NOBJ || V.vh[j] == NULL) {
+			WHY("slot %u: entry of an unknown object", e->slot);
+			return 2;
+		}
+		uint64_t off = (uint64_t)e->ext_index * EXT;
+		uint64_t size = j < NOBJ ? V.o[j].size : S->ballast_size;
+		uint64_t len = off >= size ? 0
+			: size - off < EXT ? size - off
+					   : EXT;
+		ssize_t got = vems_obj_pread(V.vh[j], V.rd, len, off);
+		if (got != (ssize_t)len) {
+			WHY("object %d: read %zd of %llu bytes at %llu (%s)", j,
+			    got, (unsigned long long)len,
+			    (unsigned long long)off,
+			    got < 0 ? vems_strerror((int)got) : "short");
+			return 1;
+		}
+		if (j == NOBJ ? memcmp(V.rd, V.ballast + off, len) != 0
+			      : !range_ok(j, off, V.rd, len)) {
+			if (j == NOBJ)
+				WHY("ballast extent at %llu differs",
+				    (unsigned long long)off);
+			return 1;
+		}
+	}
+	if (!any)
+		return 0;
+	V.nproblems = 0;
+	int r = vems_pool_check(p, report, NULL);
+	if (r != 0) {
+		if (r < 0)
+			WHY("pool check could not run: %s", vems_strerror(r));
+		return 2;
+	}
+	return 0;
+}
+
+static int
+delta_state(const struct sel *bs, const struct sel *ds)
+{
+	bool full = false;
+	uint32_t nch = 0;
+	for (uint32_t i = 0; i < V.nd; i++) {
+		uint8_t ch = (uint8_t)choose(ds, i, false);
+		V.changed[i] = ch != V.choice_d[i];
+		if (!V.changed[i])
+			continue;
+		put_line(i, ch);
+		nch++;
+		full |= V.lm[i].clean;
+	}
+	if (full) {
+		/* verify_state covers the blocks too */
+		for (uint32_t i = 0; i < S->nbc; i++) {
+			unsigned c = choose(bs, i, true);
+			if (c != V.choice_b[i])
+				put_block_unit(i, c);
+			V.choice_b[i] = (uint8_t)c;
+		}
+		return verify_state();
+	}
+	S->st_delta++;
+	double t0 = now();
+	int r = delta_reads(nch);
+	if (r == 0)
+		r = delta_blocks(bs);
+	S->t_delta += now() - t0;
+	return r;
+}
+
+static int
+delta_reads(uint32_t nch)
+{
+	uint8_t buf[LINE];
+	for (uint32_t i = 0; i < V.nd && nch; i++) {
+		const struct lmap *l = &V.lm[i];
+		if (!V.changed[i] || l->obj < 0 || l->n == 0)
+			continue;
+		nch--;
+		ssize_t got = vems_obj_pread(V.vh[l->obj], buf, l->n, l->off);
+		if (got != l->n) {
+			WHY("object %d: read %zd of %u bytes at %llu (%s)",
+			    l->obj, got, l->n, (unsigned long long)l->off,
+			    got < 0 ? vems_strerror((int)got) : "short");
+			return 1;
+		}
+		for (unsigned b = 0; b < l->n; b++) {
+			if (l->obj == NOBJ) {
+				if (buf[b] != V.ballast[l->off + b]) {
+					WHY("ballast byte %llu differs",
+					    (unsigned long long)(l->off + b));
+					return 1;
+				}
+			} else if (!byte_ok(l->obj, l->off + b, buf[b])) {
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void
+count_state(const struct sel *bs, uint32_t nb, bool exh, int res, size_t k,
+	    size_t of)
+{
+	S->states++;
+	if (exh)
+		S->states_exh++;
+	else
+		S->states_sampled++;
+	if (V.nm)
+		S->st_meta++;
+	if (V.nd)
+		S->st_data++;
+	if (nb) {
+		S->st_block++;
+		for (uint32_t i = 0; i < nb; i++)
+			if (choose(bs, i, true) != 1) {
+				S->block_loss_states++;
+				break;
+			}
+	}
+	if (res) {
+		if (res == 1)
+			S->lost++;
+		else
+			S->violations++;
+		if (!S->failed_now)
+			snprintf(S->fail, sizeof(S->fail),
+				 "%s (state %zu/%zu of %u metadata words, %u "
+				 "data lines, %u blocks; %s)",
+				 V.why, k, of, V.nm, V.nd, nb,
+				 exh ? "exhaustive" : "sampled");
+		S->failed_now = 1;
+	}
+}
+
+/* Exhaustive masks over n units if n <= max, else all, none and random
+ * ones up to `want`. */
+static size_t
+selections(struct sel *v, uint32_t n, unsigned max, unsigned want,
+	   uint64_t seed, bool *exh)
+{
+	size_t k = 0;
+	*exh = n <= max;
+	if (*exh) {
+		for (uint64_t m = 0; m < (UINT64_C(1) << n); m++)
+			v[k++] = (struct sel){SEL_MASK, m};
+		return k;
+	}
+	v[k++] = (struct sel){SEL_ALL, 0};
+	v[k++] = (struct sel){SEL_NONE, 0};
+	while (k < want)
+		v[k] = (struct sel){SEL_RAND, mix(seed + k)}, k++;
+	return k;
+}
+
+/*
+ * One crash point: metadata words outermost, then held-back blocks (each
+ * pair is a pool open), data lines innermost. The first data choice of
+ * each is verified whole (verify_state); the others by delta_state, and
+ * one in DELTA_CROSS of those again whole on a fresh open of the same
+ * state, which must agree (the delta's premise, that open and check do
+ * not depend on the data lines, is itself tested).
+ */
+#define DELTA_CROSS 256
+
+/* The state just verified by delta, opened anew and verified whole. */
+static int
+cross_check(const struct sel *ms, const struct sel *bs, const struct sel *ds,
+	    bool *open, bool *pure, bool *valid)
+{
+	close_pool();
+	*open = build_and_open(ms, bs, ds) == 0;
+	uint64_t ops0 = v_pmem_ops, bw0 = v_block_writes;
+	int r = *open ? verify_state() : 2;
+	S->crosschecks++;
+	*pure = *open && v_pmem_ops == ops0 && v_block_writes == bw0;
+	*valid = r == 0 && *pure && map_lines();
+	if (r == 0)
+		return 0;
+	char w[512];
+	snprintf(w, sizeof(w), "%.500s", V.why);
+	WHY("delta verification passed a state a fresh open fails: %s", w);
+	return 2;
 }
 
 static void
@@ -1309,103 +1708,114 @@ verify_point(void)
 		else
 			V.di[V.nd++] = i;
 	}
-	uint32_t nb = S->nbc, n = V.nm + V.nd + nb;
-	bool exh = n <= S->exh_max;
-	/* the selections: metadata outer, data and blocks inner */
-	static struct sel msel[4096], dsel[4096];
-	size_t nms = 0, nds = 0;
-	if (exh) {
-		for (uint64_t m = 0; m < (UINT64_C(1) << V.nm); m++)
-			msel[nms++] = (struct sel){SEL_MASK, m};
-		for (uint64_t d = 0; d < (UINT64_C(1) << (V.nd + nb)); d++)
-			dsel[nds++] = (struct sel){SEL_MASK, d};
-	} else {
-		msel[nms++] = (struct sel){SEL_ALL, 0};
-		if (V.nm)
-			msel[nms++] = (struct sel){SEL_NONE, 0};
-		while (V.nm && nms < S->nmeta_sel) {
-			uint64_t r = mix(S->seed + nms);
-			msel[nms++] = (struct sel){SEL_RAND, r};
-		}
-		dsel[nds++] = (struct sel){SEL_ALL, 0};
-		if (V.nd + nb)
-			dsel[nds++] = (struct sel){SEL_NONE, 0};
-		while (V.nd + nb && nds < S->ndata_sel) {
-			uint64_t r = mix(~S->seed + nds);
-			dsel[nds++] = (struct sel){SEL_RAND, r};
-		}
-	}
+	uint32_t nb = S->nbc;
+	static struct sel msel[4096], bsel[4096], dsel[4096];
+	bool mexh, bexh, dexh;
+	/* metadata and blocks: exhaustive together up to exh_max units */
+	bool mb = V.nm + nb <= S->exh_max;
+	size_t nms = selections(msel, V.nm, mb ? V.nm : 0, S->nmeta_sel,
+				S->seed, &mexh);
+	size_t nbs = selections(bsel, nb, mb ? nb : 0, S->nblock_sel, ~S->seed,
+				&bexh);
+	size_t nds = selections(dsel, V.nd, S->exh_data, S->ndata_sel,
+				S->seed * 31 + 7, &dexh);
+	if (nb == 0)
+		nbs = 1, bexh = true;
+	if (V.nm == 0)
+		nms = 1, mexh = true;
+	bool exh = mexh && bexh && dexh;
+	size_t of = nms * nbs * nds, k = 0;
 	S->points++;
-	bool late = false;
+	/* open: V.pool is open; pure: it is the state's image as open left
+	 * it (nothing written since); valid: also verified consistent, with
+	 * its lines and slots mapped (map_lines) */
+	bool open = false, pure = false, valid = false, late = false;
 	for (size_t a = 0; a < nms && !late; a++) {
-		bool open = false, pure = false;
-		for (size_t b = 0; b < nds; b++) {
-			int res;
-			/* the time budget also bounds one crash point's many
-			 * states (only those verified are counted) */
-			if (S->deadline > 0 && now() > S->deadline) {
-				late = true;
-				break;
-			}
-			if (open && pure) {
-				swap_to(&dsel[b]);
-			} else {
-				if (open)
-					vems_pool_close(&V.pool);
-				open = build_and_open(&msel[a], &dsel[b]) == 0;
-				if (!open) {
-					res = 2;
-					goto judged;
+		if (a > 0 && open) {
+			close_pool(); /* other metadata: a fresh open */
+			open = pure = valid = false;
+		}
+		for (size_t c = 0; c < nbs && !late; c++) {
+			for (size_t b = 0; b < nds; b++, k++) {
+				/* the time budget also bounds one crash
+				 * point's many states (only those verified
+				 * are counted) */
+				if (S->deadline > 0 && now() > S->deadline) {
+					late = true;
+					break;
+				}
+				int res;
+				uint64_t ops0 = v_pmem_ops,
+					 bw0 = v_block_writes;
+				if (valid) {
+					res = delta_state(&bsel[c], &dsel[b]);
+					pure = v_pmem_ops == ops0 &&
+						v_block_writes == bw0;
+					valid = res == 0 && pure;
+					if (valid &&
+					    ++V.ndelta % DELTA_CROSS == 0)
+						res = cross_check(
+							&msel[a], &bsel[c],
+							&dsel[b], &open, &pure,
+							&valid);
+				} else {
+					if (open && pure) {
+						swap_to(&bsel[c], &dsel[b]);
+					} else {
+						if (open)
+							close_pool();
+						open = build_and_open(
+							       &msel[a],
+							       &bsel[c],
+							       &dsel[b]) == 0;
+						if (!open) {
+							pure = valid = false;
+							res = 2;
+							goto judged;
+						}
+						ops0 = v_pmem_ops;
+						bw0 = v_block_writes;
+					}
+					res = verify_state();
+					pure = v_pmem_ops == ops0 &&
+						v_block_writes == bw0;
+					valid = res == 0 && pure && map_lines();
+				}
+judged:
+				count_state(&bsel[c], nb, exh, res, k, of);
+				if (res) {
+					/* the point failed: its first failing
+					 * state is the report */
+					late = true;
+					break;
 				}
 			}
-			uint64_t ops0 = v_pmem_ops, bw0 = v_block_writes;
-			res = verify_state();
-			pure = v_pmem_ops == ops0 && v_block_writes == bw0;
-judged:
-			S->states++;
-			if (exh)
-				S->states_exh++;
-			else
-				S->states_sampled++;
-			if (V.nm)
-				S->st_meta++;
-			if (V.nd)
-				S->st_data++;
-			if (nb) {
-				S->st_block++;
-				for (uint32_t i = 0; i < nb; i++)
-					if (choose(&dsel[b], V.nd + i, true) !=
-					    1) {
-						S->block_loss_states++;
-						break;
-					}
-			}
-			if (res) {
-				if (res == 1)
-					S->lost++;
-				else
-					S->violations++;
-				if (!S->failed_now)
-					snprintf(S->fail, sizeof(S->fail),
-						 "%s (state %zu/%zu of %u "
-						 "metadata words, %u data "
-						 "lines, %u blocks; %s)",
-						 V.why, a * nds + b, nms * nds,
-						 V.nm, V.nd, nb,
-						 exh ? "exhaustive"
-						     : "sampled");
-				S->failed_now = 1;
-			}
 		}
-		if (open)
-			vems_pool_close(&V.pool);
 	}
+	if (open)
+		close_pool();
 }
 
 static void
 server(int req, int resp)
 {
 	role = 2;
+	/* open's validation process would double every open's cost here
+	 * (test_corrupt covers it); freed memory is kept for the next open */
+	vems__probe_skip = true;
+	/* its reads verify bytes; promoting the misses they serve would make
+	 * every verification a persistence action, and each next state a
+	 * fresh open (the workloads promote) */
+	vems__read_no_promote = true;
+	mallopt(M_MMAP_THRESHOLD, 256 << 20);
+	mallopt(M_TRIM_THRESHOLD, INT_MAX);
+	V.ballast = malloc(PMEM_SIZE);
+	tu_fill(V.ballast, PMEM_SIZE, BALLAST_SEED, 0);
+	V.f2e = malloc(PMEM_SIZE / EXT * sizeof(*V.f2e));
+	V.lm = malloc(MAXC * sizeof(*V.lm));
+	V.changed = malloc(MAXC);
+	V.s2e = malloc(BMAX / EXT * sizeof(*V.s2e));
+	V.bm = malloc(MAXB * sizeof(*V.bm));
 	V.mi = malloc(MAXC * sizeof(*V.mi));
 	V.di = malloc(MAXC * sizeof(*V.di));
 	V.choice_d = malloc(MAXC);
@@ -1446,6 +1856,7 @@ static bool sweep_mode;
 static uint64_t base_seed;
 static unsigned nruns;
 static double budget_s; /* VEMS_CRASHSIM_BUDGET, s per test case */
+static unsigned long long n_sequences, n_random, n_threaded; /* run */
 static double t_start;
 
 static double
@@ -1634,9 +2045,34 @@ check_failures(void)
 		print_message("FAIL: %ld crash points: %s\n", n, first_fail);
 		return;
 	}
+	const char *plant = getenv("VEMS_PLANT");
+	static bool caught;
+	if (plant && !caught) {
+		/* a planted bug (label plant): the failure is the pass */
+		char key[32];
+		snprintf(key, sizeof(key), "caught_%d", atoi(plant));
+		tu_figure("plant", key, 1);
+		caught = true;
+	}
 	fail_msg("%ld crash points lost data or broke an invariant; "
 		 "first: %s",
 		 n, first_fail);
+}
+
+/*
+ * How a crash point's states are chosen: metadata words and held-back
+ * blocks enumerated together when they are at most exh units, data lines
+ * when at most 12; otherwise all, none and random choices, nmeta x nblock
+ * pool opens and ndata data choices in each.
+ */
+static void
+selection(unsigned exh, unsigned nmeta, unsigned nblock, unsigned ndata)
+{
+	S->exh_max = exh;
+	S->exh_data = 12;
+	S->nmeta_sel = nmeta;
+	S->nblock_sel = nblock;
+	S->ndata_sel = ndata;
 }
 
 /* --- the deterministic sweep ---------------------------------------- */
@@ -1669,9 +2105,7 @@ test_sweep(void **state)
 	(void)state;
 	/* CI: every single operation, every 4th pair, every 97th triple;
 	 * sweep mode: all of them */
-	S->exh_max = sweep_mode ? 12 : 6;
-	S->nmeta_sel = 3;
-	S->ndata_sel = 6;
+	selection(sweep_mode ? 12 : 6, 3, 3, 1024);
 	uint64_t id = 0, nseq = 0;
 	double t0 = now();
 	S->deadline = t0 + budget_s;
@@ -1695,6 +2129,7 @@ test_sweep(void **state)
 	}
 out:
 	S->deadline = 0;
+	n_sequences = nseq;
 	print_message("sweep: %llu sequences, %.1f s%s\n",
 		      (unsigned long long)nseq, now() - t0,
 		      now() - t0 > budget_s ? " (time budget reached)" : "");
@@ -1727,9 +2162,7 @@ static void
 test_random(void **state)
 {
 	(void)state;
-	S->exh_max = sweep_mode ? 12 : 6;
-	S->nmeta_sel = 2;
-	S->ndata_sel = 4;
+	selection(sweep_mode ? 12 : 6, 2, 3, 64);
 	const char *repro = getenv("VEMS_CRASHSIM_REPRO");
 	if (repro) {
 		random_workload(strtoull(repro, NULL, 0), 1.0);
@@ -1741,6 +2174,7 @@ test_random(void **state)
 	for (; i < nruns && now() - t0 <= budget_s; i++)
 		random_workload(base_seed + i, sweep_mode ? 0.2 : 0.03);
 	S->deadline = 0;
+	n_random = i;
 	print_message("random: %u workloads from seed %llu, %.1f s%s\n", i,
 		      (unsigned long long)base_seed, now() - t0,
 		      i < nruns ? " (time budget reached)" : "");
@@ -1771,9 +2205,7 @@ static void
 test_threads(void **state)
 {
 	(void)state;
-	S->exh_max = 6;
-	S->nmeta_sel = 2;
-	S->ndata_sel = 4;
+	selection(6, 2, 3, 1024);
 	unsigned n = sweep_mode ? 100 : 20;
 	double t0 = now();
 	S->deadline = t0 + budget_s;
@@ -1804,6 +2236,7 @@ test_threads(void **state)
 		check_failures();
 	}
 	S->deadline = 0;
+	n_threaded = ran;
 	print_message("threads: %u workloads, %.1f s\n", ran, now() - t0);
 }
 
@@ -1815,9 +2248,7 @@ planted(int brk, const char *what)
 	struct shared save = *S;
 	long nf = nfail_points;
 	T.brk = brk;
-	S->exh_max = 6;
-	S->nmeta_sel = 2;
-	S->ndata_sel = 4;
+	selection(6, 2, 3, 256);
 	for (uint64_t seed = 1; seed <= 6 && nfail_points == nf; seed++) {
 		struct wl w;
 		uint64_t rng = seed;
@@ -1835,6 +2266,7 @@ planted(int brk, const char *what)
 	print_message("self-check (%s): %s\n", what,
 		      nfail_points > nf ? first_fail : "NOT DETECTED");
 	assert_true(nfail_points > nf);
+	tu_figure("crashsim", "selfchecks_caught", 1);
 	/* these losses were planted: they do not count */
 	uint64_t pts = S->points, sts = S->states;
 	memcpy(S, &save, offsetof(struct shared, point));
@@ -1852,6 +2284,8 @@ planted(int brk, const char *what)
 	S->block_loss_states = save.block_loss_states;
 	S->reopens = save.reopens;
 	S->swaps = save.swaps;
+	S->st_delta = save.st_delta;
+	S->crosschecks = save.crosschecks;
 	nfail_points = nf;
 	first_fail[0] = 0;
 }
@@ -1895,7 +2329,10 @@ test_summary(void **state)
 		"%llu sampled)\n"
 		"  by granularity: 64 B data %llu, 8 B metadata %llu, "
 		"block %llu (%llu with a block dropped or torn)\n"
-		"  pool opens %llu, in-place swaps %llu\n"
+		"  pool opens %llu, in-place swaps %llu, states verified by "
+		"delta reads %llu (%llu of them also by a fresh open)\n"
+		"  time: verifier %.1f s (images %.1f, opens %.1f, closes %.1f, "
+		"whole verifications %.1f, delta reads %.1f), workloads %.1f s\n"
 		"  %llu acknowledged writes lost, %llu invariant violations\n",
 		sweep_mode ? "sweep" : "ci",
 		getenv("PMEM_IS_PMEM_FORCE") &&
@@ -1912,7 +2349,37 @@ test_summary(void **state)
 		(unsigned long long)S->st_block,
 		(unsigned long long)S->block_loss_states,
 		(unsigned long long)S->reopens, (unsigned long long)S->swaps,
+		(unsigned long long)S->st_delta,
+		(unsigned long long)S->crosschecks, S->t_wait, S->t_build,
+		S->t_open, S->t_close, S->t_full, S->t_delta, t - S->t_wait,
 		(unsigned long long)S->lost, (unsigned long long)S->violations);
+	/* for CI's sum over the whole run (tu_figure) */
+	const char *suite = msync_regime() ? "crashsim-msync" : "crashsim";
+	struct {
+		const char *key;
+		unsigned long long v;
+	} fig[] = {
+		{"crash_points_seen", (unsigned long long)points_total},
+		{"crash_points_verified", S->points},
+		{"states", S->states},
+		{"states_exhaustive", S->states_exh},
+		{"states_sampled", S->states_sampled},
+		{"states_data64", S->st_data},
+		{"states_meta8", S->st_meta},
+		{"states_block", S->st_block},
+		{"states_block_loss", S->block_loss_states},
+		{"states_delta", S->st_delta},
+		{"delta_crosschecks", S->crosschecks},
+		{"sweep_sequences", n_sequences},
+		{"random_workloads", n_random},
+		{"threaded_workloads", n_threaded},
+		{"lost", S->lost},
+		{"violations", S->violations},
+	};
+	/* a planted bug's run (label plant) loses data on purpose */
+	for (size_t i = 0;
+	     !getenv("VEMS_PLANT") && i < sizeof(fig) / sizeof(fig[0]); i++)
+		tu_figure(suite, fig[i].key, fig[i].v);
 	assert_int_equal(S->lost, 0);
 	assert_int_equal(S->violations, 0);
 }

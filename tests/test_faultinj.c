@@ -952,6 +952,8 @@ test_every_call_every_error(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) +
 		(double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	tu_figure("faultinj", "combinations", combos);
+	tu_figure("faultinj", "lost", u.lost);
 	print_message("faultinj: %u fault combinations, %u acknowledged "
 		      "writes lost\n",
 		      combos, u.lost);

@@ -388,6 +388,7 @@ test_crash_at_every_fence(void **state)
 		TU_OK(vems_pool_close(&tp.pool));
 		checked++;
 	}
+	tu_figure("powerfail", "crash_points", (unsigned long long)checked);
 	print_message("%d crash points checked (%d runs fenced fewer times)\n",
 		      checked, short_runs);
 	assert_true(checked >= total - total / 8);

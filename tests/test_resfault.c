@@ -319,6 +319,7 @@ run_kind(char kind, const char *what, long cap)
 	for (n = 1; n <= cap; n += n < 40 ? 1 : n / 8, runs++)
 		if (!one_run(kind, n))
 			break;
+	tu_figure("resfault", "call_positions", (unsigned long long)runs);
 	print_message("resfault: %s failed at %ld call positions (of %s), "
 		      "each a clean error or success, nothing lost\n",
 		      what, runs, n > cap ? "more" : "all");

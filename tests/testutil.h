@@ -46,4 +46,12 @@ uint64_t tu_rand(uint64_t *state);
 /* SHA-less digest of a whole file, to prove it was not modified. */
 uint64_t tu_file_digest(const char *path);
 
+/*
+ * One figure of the crash and fault harness, appended as a line
+ * "<suite> <key> <value>" to $VEMS_HARNESS_LOG when that is set (CI sums
+ * the lines of a whole run: scripts/harness-figures.sh). Appends are one
+ * write(2) each on an O_APPEND file: tests running in parallel may share it.
+ */
+void tu_figure(const char *suite, const char *key, unsigned long long value);
+
 #endif
