@@ -134,6 +134,10 @@ int vems__uring_open(int fd, const char *path, enum vems_bsync sync,
  *                  drain's bounded wait): res 0; < 0 fails the wait
  *   'm'            an extent-sized bounce buffer for a read (res 0, len
  *                  its size); < 0 makes the allocation fail
+ *   'R'            a writer's reservation of pmem frames (res 0, len the
+ *                  frames); < 0 makes it give up as if all were held by
+ *                  other waiting writers: the write publishes what it
+ *                  wrote, lets go of the object and retries
  *
  * A hook that does not know an op must return res unchanged.
  */

@@ -355,6 +355,10 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 				  "a write needs %u extent frames, "
 				  "pmem has %u",
 				  need, p->nframes);
+	/* tests: as if every other frame were held by writers that wait
+	 * for room like this one (the caller lets go and retries) */
+	if (held && vems__fault_apply('R', 0, need) < 0)
+		return VEMS__RETRY;
 	unsigned idle = 0;
 	for (;;) {
 		pthread_mutex_lock(&p->alloc_lock);

@@ -32,8 +32,9 @@ END {
 		c("states_block")
 	printf "    block-loss states (a held-back block dropped or torn): " \
 		"%d\n", c("states_block_loss")
-	printf "    by mode: pmem (flush+fence) %d, msync %d\n",
-		f("crashsim states"), f("crashsim-msync states")
+	printf "    by mode: pmem (flush+fence) %d, msync %d, RWF_DSYNC " \
+		"block writes %d\n", f("crashsim states"),
+		f("crashsim-msync states"), f("crashsim-dsync states")
 	printf "    by delta reads %d, of them cross-checked by a fresh " \
 		"open %d\n", c("states_delta"), c("delta_crosschecks")
 	printf "  workloads: %d sweep sequences, %d random, %d threaded\n",
