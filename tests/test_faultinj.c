@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,6 +472,106 @@ test_backend_without_drain(void **state)
 	assert_non_null(strstr(vems_errormsg(), "drain"));
 	TU_OK(vems_pool_open(&fx.tp.pool, fx.tp.pmem, fx.cfg));
 	TU_OK(vems_obj_open(fx.tp.pool, fx.oid, 0, &fx.o));
+	fx_destroy(&fx);
+}
+
+/*
+ * The drain of a broken ring gives up (its transfers cannot be waited
+ * for): a fetch into a frame then fails, that frame is never handed out
+ * again while the pool is open (the kernel may still write it), nothing
+ * is committed, and the next open rebuilds the free frames and checks
+ * clean with every acknowledged byte.
+ */
+static struct vems_backend_ops giveup_ops;
+static const struct vems_backend_ops *giveup_real;
+static _Atomic bool giveup_armed;
+
+static int
+giveup_reap(struct vems_bq *q, struct vems_bio **out, size_t max, bool wait)
+{
+	if (atomic_load(&giveup_armed))
+		return -EIO; /* the ring failed: nothing reaped */
+	return giveup_real->reap(q, out, max, wait);
+}
+
+static int
+giveup_drain(struct vems_bq *q, struct vems_bio **out, size_t max)
+{
+	if (atomic_load(&giveup_armed))
+		return -ETIMEDOUT; /* what is in flight cannot be waited for */
+	return giveup_real->drain(q, out, max);
+}
+
+static int
+wrap_giveup(struct vems_backend **bp)
+{
+	giveup_real = (*bp)->ops;
+	giveup_ops = *giveup_real;
+	giveup_ops.reap = giveup_reap;
+	giveup_ops.drain = giveup_drain;
+	(*bp)->ops = &giveup_ops;
+	return 0;
+}
+
+static void
+test_drain_gives_up(void **state)
+{
+	(void)state;
+	struct fx fx;
+	fx_create(&fx, "fi-giveup");
+	write_exts(&fx, fx.frames + 2, 800);
+	uint32_t bext = 0;
+	assert_true(find_state(&fx, VEMS_ES_BLOCK, &bext));
+	TU_OK(vems_obj_close(&fx.o));
+	TU_OK(vems_pool_close(&fx.tp.pool));
+	vems__backend_wrap = wrap_giveup;
+	TU_OK(vems_pool_open(&fx.tp.pool, fx.tp.pmem, fx.cfg));
+	vems__backend_wrap = NULL;
+	TU_OK(vems_obj_open(fx.tp.pool, fx.oid, 0, &fx.o));
+	struct vems_pool *p = fx.tp.pool;
+
+	/* pmem is full: a partial overwrite of a spilled extent spills
+	 * first, and the spill's writes are given up: nothing moves */
+	atomic_store(&giveup_armed, true);
+	memset(fx.buf, 0x5a, 100);
+	ssize_t r = vems_obj_pwrite(fx.o, fx.buf, 100, bext * fx.es + 10, 0);
+	atomic_store(&giveup_armed, false);
+	if (r >= 0)
+		fail_msg("the write returned %zd after its spill was lost", r);
+	if (strstr(vems_errormsg(), "kept out of use") == NULL)
+		fail_msg("no word of the lost transfers: %s", vems_errormsg());
+	for (uint64_t e = 0; e < fx.frames + 2; e++)
+		expect_ext(&fx, e, 800, "after a lost spill");
+	/* with frames free (the last 4 extents cut), the same write reads
+	 * the slot into a frame first, and that read is given up */
+	TU_OK(vems_obj_truncate(fx.o, (fx.frames - 2) * fx.es));
+	atomic_store(&giveup_armed, true);
+	r = vems_obj_pwrite(fx.o, fx.buf, 100, bext * fx.es + 10, 0);
+	atomic_store(&giveup_armed, false);
+	if (r >= 0)
+		fail_msg("the write returned %zd after its fetch was lost", r);
+	if (strstr(vems_errormsg(), "kept out of use") == NULL)
+		fail_msg("no word of the lost transfer: %s", vems_errormsg());
+	uint32_t lost = 0, lf = 0;
+	for (uint32_t f = 0; f < p->nframes; f++)
+		if (p->fr[f].lost)
+			lost++, lf = f;
+	assert_int_equal(lost, 1);
+	for (uint32_t i = 0; i < p->free_frames.n; i++)
+		assert_int_not_equal(p->free_frames.v[i], lf);
+	/* pmem reused through and through: never the lost frame */
+	write_exts(&fx, fx.frames + 2, 900);
+	for (uint32_t i = 0; i < p->nentries; i++) {
+		const struct vems_entry *e = &p->entries[i];
+		if ((e->state == VEMS_ES_PMEM || e->state == VEMS_ES_BOTH) &&
+		    e->frame == lf)
+			fail_msg("entry %u maps the frame a lost read may "
+				 "still write",
+				 i);
+	}
+	reopen_checked(&fx, "drain gave up");
+	for (uint64_t e = 0; e < fx.frames + 2; e++)
+		expect_ext(&fx, e, 900, "after reopen");
 	fx_destroy(&fx);
 }
 
@@ -976,6 +1077,7 @@ main(void)
 		cmocka_unit_test(test_short_submit),
 		cmocka_unit_test(test_wait_error_drains),
 		cmocka_unit_test(test_backend_without_drain),
+		cmocka_unit_test(test_drain_gives_up),
 		cmocka_unit_test(test_sync_error_other_batch),
 		cmocka_unit_test(test_aio_ring_errors),
 		cmocka_unit_test(test_every_call_every_error),
