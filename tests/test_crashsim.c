@@ -1195,6 +1195,20 @@ byte_ok(int j, uint64_t b, uint8_t v)
 
 static int verify_whole(void);
 
+/* vems_pool_check() of the verifier's pool: 0 clean, else 2 with why */
+static int
+check_pool(struct vems_pool *p)
+{
+	V.nproblems = 0;
+	int r = vems_pool_check(p, report, NULL);
+	if (r != 0) {
+		if (r < 0)
+			WHY("pool check could not run: %s", vems_strerror(r));
+		return 2;
+	}
+	return 0;
+}
+
 /* byte_ok over [off, off+len) of object j, read into buf: 4 KiB pieces
  * that are wholly the acknowledged or wholly the in-flight bytes at once */
 static bool
@@ -1361,14 +1375,7 @@ verify_whole(void)
 		    S->names[2], S->names[3]);
 		return 1;
 	}
-	V.nproblems = 0;
-	int r = vems_pool_check(p, report, NULL);
-	if (r != 0) {
-		if (r < 0)
-			WHY("pool check could not run: %s", vems_strerror(r));
-		return 2;
-	}
-	return 0;
+	return check_pool(p);
 }
 
 /* Writes the whole state (pmem image and block file) and opens it. */
@@ -1583,14 +1590,7 @@ delta_blocks(const struct sel *bs)
 	}
 	if (!any)
 		return 0;
-	V.nproblems = 0;
-	int r = vems_pool_check(p, report, NULL);
-	if (r != 0) {
-		if (r < 0)
-			WHY("pool check could not run: %s", vems_strerror(r));
-		return 2;
-	}
-	return 0;
+	return check_pool(p);
 }
 
 static int

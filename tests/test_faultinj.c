@@ -440,6 +440,18 @@ test_wait_error_drains(void **state)
 	fx_destroy(&fx);
 }
 
+/* Closes the pool and opens it again with its backend wrapped. */
+static int
+reopen_wrapped(struct fx *fx, int (*wrap)(struct vems_backend **))
+{
+	TU_OK(vems_obj_close(&fx->o));
+	TU_OK(vems_pool_close(&fx->tp.pool));
+	vems__backend_wrap = wrap;
+	int r = vems_pool_open(&fx->tp.pool, fx->tp.pmem, fx->cfg);
+	vems__backend_wrap = NULL;
+	return r;
+}
+
 /*
  * A backend without drain (ops V1) could not collect what a failed ring
  * has in flight: open refuses it rather than calling a null drain later.
@@ -462,11 +474,7 @@ test_backend_without_drain(void **state)
 	(void)state;
 	struct fx fx;
 	fx_create(&fx, "fi-v1");
-	TU_OK(vems_obj_close(&fx.o));
-	TU_OK(vems_pool_close(&fx.tp.pool));
-	vems__backend_wrap = wrap_v1;
-	int r = vems_pool_open(&fx.tp.pool, fx.tp.pmem, fx.cfg);
-	vems__backend_wrap = NULL;
+	int r = reopen_wrapped(&fx, wrap_v1);
 	assert_int_equal(r, -EINVAL);
 	assert_null(fx.tp.pool);
 	assert_non_null(strstr(vems_errormsg(), "drain"));
@@ -522,11 +530,7 @@ test_drain_gives_up(void **state)
 	write_exts(&fx, fx.frames + 2, 800);
 	uint32_t bext = 0;
 	assert_true(find_state(&fx, VEMS_ES_BLOCK, &bext));
-	TU_OK(vems_obj_close(&fx.o));
-	TU_OK(vems_pool_close(&fx.tp.pool));
-	vems__backend_wrap = wrap_giveup;
-	TU_OK(vems_pool_open(&fx.tp.pool, fx.tp.pmem, fx.cfg));
-	vems__backend_wrap = NULL;
+	TU_OK(reopen_wrapped(&fx, wrap_giveup));
 	TU_OK(vems_obj_open(fx.tp.pool, fx.oid, 0, &fx.o));
 	struct vems_pool *p = fx.tp.pool;
 
