@@ -124,6 +124,25 @@ apply(uint8_t *shadow, uint64_t *size, const struct op *op)
 		*size = op->off + op->len;
 }
 
+/* Until the child has started its first operation (a hang guard of 60 s,
+ * not a timing verdict: a child that never gets there fails the test). */
+static void
+wait_for_ops(pid_t pid, struct shared *sh)
+{
+	for (long spins = 0; __atomic_load_n(&sh->nops, __ATOMIC_SEQ_CST) == 0;
+	     spins++) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			fail_msg("child ended before its first operation "
+				 "(status %#x)",
+				 status);
+		if (spins > 600000)
+			fail_msg("child started no operation in 60 s");
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void
 run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 {
@@ -162,8 +181,19 @@ run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 		assert_true(pid >= 0);
 		if (pid == 0)
 			child(tp.pmem, oids, sh, tu_rand(&rng));
-		/* a random moment: from before the open to many ops in */
-		struct timespec ts = {0, (long)(tu_rand(&rng) % 30000000)};
+		/*
+		 * A random moment: one kill in 8 from before the open on (the
+		 * open and its validation take most of the first tens of
+		 * ms); the others once the child runs operations, so that
+		 * most land inside one (they follow each other at once).
+		 */
+		long span_ns = 30000000;
+		if (tu_rand(&rng) % 8 != 0) {
+			wait_for_ops(pid, sh);
+			span_ns = 3000000;
+		}
+		struct timespec ts = {
+			0, (long)(tu_rand(&rng) % (uint64_t)span_ns)};
 		nanosleep(&ts, NULL);
 		kill(pid, SIGKILL);
 		int status;
