@@ -42,7 +42,7 @@ extern "C" {
 #define VEMS_VERSION_MINOR 1
 #define VEMS_VERSION_PATCH 0
 /* The on-media format this library writes and reads. */
-#define VEMS_FORMAT_VERSION 2
+#define VEMS_FORMAT_VERSION 3
 
 /* The library's version as "MAJOR.MINOR.PATCH" (of the loaded library). */
 VEMS_API const char *vems_version(void);
@@ -267,6 +267,7 @@ struct vems_pool_stats {
 	uint64_t sync_spills;	     /* times a writer found pmem full */
 	uint64_t block_fetches;	     /* BLOCK extents read back for a write */
 	uint64_t block_errors;	     /* failed block-file transfers or syncs */
+	uint64_t bytes_block_read;   /* read from the block file for data */
 };
 VEMS_API int vems_pool_stats(struct vems_pool *pool,
 			     struct vems_pool_stats *stats);

@@ -46,10 +46,15 @@ struct sub {
 	struct areq *r;
 	struct sub *prev, *next; /* the context's reads in flight */
 	uint32_t ext, entry, slot, crc;
+	uint32_t pg, npg; /* the pages read (vems__miss_plan) */
 	uint8_t *dst;
 	size_t in, chunk;
 	uint8_t *buf;
 	bool bounce, promote, hot;
+	/* the next nfol subs of the request ride on this one's bio (their
+	 * slots' bytes follow on, and so do their buffers) */
+	unsigned nfol;
+	bool follower;
 };
 
 struct areq {
@@ -122,12 +127,12 @@ sub_check(struct vems_aio_ctx *c, struct sub *s)
 			   (uint64_t)s->ext << p->extent_shift, s->slot,
 			   strerror(-err));
 	} else {
-		uint32_t got = vems__crc32c(s->buf, p->extent_size);
-		if (got != s->crc)
-			err = vems__crc_fail(p, n, s->ext, s->slot, s->crc,
-					     got);
-		else if (s->bounce)
-			memcpy(s->dst, s->buf + s->in, s->chunk);
+		err = vems__pages_verify(p, n, s->ext, s->slot, s->crc, s->pg,
+					 s->npg, s->buf);
+		if (err == 0 && s->bounce)
+			memcpy(s->dst,
+			       s->buf + s->in - (size_t)s->pg * VEMS_PAGE_SIZE,
+			       s->chunk);
 	}
 	s->promote = s->promote && err == 0;
 	if (err && r->err == 0)
@@ -201,6 +206,16 @@ ctx_queue(struct vems_aio_ctx *c)
  * The drain of a broken ring gave up: every read still in flight fails,
  * its bounce buffer kept out of use for good (the kernel may write it).
  */
+/* Releases a bio's subs: its own and its followers'. */
+static void
+group_release(struct vems_aio_ctx *c, struct sub *lead)
+{
+	unsigned cnt = 1 + lead->nfol;
+	/* the last release may finish the request and free the array */
+	for (unsigned g = 0; g < cnt; g++)
+		sub_release(c, lead + g);
+}
+
 static void
 lose_all(struct vems_aio_ctx *c, int err)
 {
@@ -213,7 +228,7 @@ lose_all(struct vems_aio_ctx *c, int err)
 		}
 		if (s->r->err == 0)
 			s->r->err = err;
-		sub_release(c, s);
+		group_release(c, s);
 	}
 	retire(c);
 }
@@ -260,7 +275,12 @@ reap_bios(struct vems_aio_ctx *c, bool wait)
 	for (int i = 0; i < got; i++) {
 		subs[i] = out[i]->priv;
 		fly_del(c, subs[i]);
-		sub_check(c, subs[i]);
+		for (unsigned g = 0; g <= subs[i]->nfol; g++) {
+			struct sub *x = subs[i] + g;
+			x->bio.res = subs[i]->bio.res;
+			sub_check(c, x);
+		}
+		/* a bio with followers has no promotions (vems__bio_joins) */
 		if (subs[i]->promote)
 			pro[np++] = subs[i];
 	}
@@ -278,7 +298,7 @@ reap_bios(struct vems_aio_ctx *c, bool wait)
 		i += k;
 	}
 	for (int i = 0; i < got; i++)
-		sub_release(c, subs[i]);
+		group_release(c, subs[i]);
 	retire(c);
 	return got;
 }
@@ -291,7 +311,7 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 	struct vems_objnode *n = u->obj->node;
 	uint64_t es = p->extent_size;
 	uint8_t *out = u->buf;
-	size_t nsub = 0, done = 0;
+	size_t nsub = 0, done = 0, lead = 0;
 	int err = 0;
 
 	pthread_rwlock_rdlock(&n->lock);
@@ -316,32 +336,49 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 				      &hits, &holes)) {
 			const struct vems_entry *e = &p->entries[ei];
 			struct sub *s = &r->subs[nsub];
+			/* planned and admitted as in vems_obj_pread */
+			struct vems_plan pl;
+			vems__miss_plan(p, n, ext, in, chunk, len, out + done,
+					&pl);
 			*s = (struct sub){.r = r,
 					  .ext = ext,
 					  .entry = ei,
 					  .slot = e->slot,
 					  .crc = e->crc,
+					  .pg = pl.pg,
+					  .npg = pl.npg,
 					  .dst = out + done,
 					  .in = (size_t)in,
-					  .chunk = chunk};
-			s->bounce = !(chunk == es &&
-				      (uintptr_t)s->dst % p->be->align == 0);
-			s->buf = s->bounce ? vems__bounce_alloc(p) : s->dst;
+					  .chunk = chunk,
+					  .bounce = pl.bounce,
+					  .promote = pl.promote,
+					  .hot = pl.hot};
+			size_t blen = (size_t)pl.npg * VEMS_PAGE_SIZE;
+			s->buf = s->bounce ? vems__bounce_alloc(p, blen)
+					   : s->dst;
 			if (s->buf == NULL) {
 				err = vems__fail(-ENOMEM, "out of memory");
 				break;
 			}
-			/* admitted as in vems_obj_pread (S3-FIFO) */
-			s->promote = true;
-			s->hot = vems__ghost_take(p, n->serial, ext);
 			s->bio = (struct vems_bio){
 				.buf = s->buf,
-				.off = vems__slot_off(p, s->slot),
-				.len = (uint32_t)es,
+				.off = vems__slot_off(p, s->slot) +
+					(uint64_t)pl.pg * VEMS_PAGE_SIZE,
+				.len = (uint32_t)blen,
 				.res = VEMS_BIO_PENDING,
 				.priv = s};
+			VEMS_STAT_ADD(p, bytes_block_read, blen);
 			/* the slot outlives a rewrite until this read ends */
 			vems__slot_pin(p, s->slot);
+			struct sub *ld = nsub ? &r->subs[lead] : NULL;
+			if (ld && !ld->bounce && !ld->promote && !s->bounce &&
+			    !s->promote && vems__bio_joins(&ld->bio, &s->bio)) {
+				ld->bio.len += s->bio.len;
+				ld->nfol++;
+				s->follower = true;
+			} else {
+				lead = nsub;
+			}
 			nsub++;
 		}
 		done += chunk;
@@ -375,21 +412,26 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 				err = 0;
 		if (err || (err = ctx_queue(c)) != 0)
 			continue;
-		size_t room = QDEPTH - c->bios_inflight, k = nsub - i;
-		k = k < room ? k : room;
+		/* the bios of the next leaders, as many as there is room */
+		size_t room = QDEPTH - c->bios_inflight, k = 0, at[QDEPTH];
 		struct vems_bio *bv[QDEPTH];
-		for (size_t j = 0; j < k; j++)
-			bv[j] = &r->subs[i + j].bio;
+		for (size_t x = i; x < nsub && k < room;
+		     x += 1 + r->subs[x].nfol) {
+			at[k] = x;
+			bv[k++] = &r->subs[x].bio;
+		}
 		int started = p->be->ops->submit(c->q, bv, k);
 		for (int j = 0; j < started; j++)
-			fly_add(c, &r->subs[i + (size_t)j]);
+			fly_add(c, &r->subs[at[j]]);
 		if ((size_t)started < k) {
 			/* the ring broke: the rest is undone above */
 			err = bv[started]->res;
 			c->broken = true;
 			retire(c);
+			i = at[started];
+		} else {
+			i = at[k - 1] + 1 + r->subs[at[k - 1]].nfol;
 		}
-		i += (size_t)started;
 	}
 	if (err && r->err == 0)
 		r->err = err;

@@ -153,4 +153,18 @@ int vems__fault_apply(char op, int res, uint32_t len);
  */
 extern int (*vems__backend_wrap)(struct vems_backend **bp);
 
+#define VEMS_BIO_JOIN_MAX (UINT32_C(1) << 20) /* largest joined read */
+/*
+ * Can read b ride on read a (a->len so far), as one transfer? Its bytes
+ * follow a's in the block file (consecutive slots) and in memory. Callers
+ * join only reads into the caller's buffer that promote nothing.
+ */
+static inline bool
+vems__bio_joins(const struct vems_bio *a, const struct vems_bio *b)
+{
+	return a->off + a->len == b->off &&
+		(const uint8_t *)a->buf + a->len == (const uint8_t *)b->buf &&
+		a->len + b->len <= VEMS_BIO_JOIN_MAX;
+}
+
 #endif /* VEMS_BACKEND_H */

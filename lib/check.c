@@ -156,8 +156,8 @@ snapshot_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 		r[n] = (struct slotref){
 			i, e->slot, e->crc, e->ext_index, e->serial, o->oid};
 		if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
-		    vems__crc32c(vems__frame_addr(p, e->frame),
-				 p->extent_size) != e->crc)
+		    vems__pchecks_crc(p, vems__frame_addr(p, e->frame)) !=
+			    e->crc)
 			slot_problem(c, p, &r[n],
 				     "is clean but its pmem copy differs");
 		vems__slot_pin(p, e->slot);
@@ -229,12 +229,32 @@ check_slots(struct vems_pool *p, struct slotref *r, size_t nref,
 				slot_problem(c, p, x, what);
 				continue;
 			}
-			uint32_t got = vems__crc32c(bio[k].buf, p->extent_size);
-			if (got != x->crc && still_mapped(p, x)) {
-				snprintf(what, sizeof(what),
-					 "fails its checksum "
-					 "(expected %08x, read %08x)",
-					 x->crc, got);
+			const uint32_t *row = vems__slot_pchecks(p, x->slot);
+			uint32_t rc = vems__crc32c(row, (size_t)p->ppe * 4);
+			uint32_t pg = 0, got = 0;
+			if (rc == x->crc)
+				for (; pg < p->ppe; pg++) {
+					got = vems__crc32c(
+						bio[k].buf +
+							(size_t)pg *
+								VEMS_PAGE_SIZE,
+						VEMS_PAGE_SIZE);
+					if (got != row[pg])
+						break;
+				}
+			if ((rc != x->crc || pg < p->ppe) &&
+			    still_mapped(p, x)) {
+				if (rc != x->crc)
+					snprintf(what, sizeof(what),
+						 "has damaged page checks "
+						 "(expected %08x, found %08x)",
+						 x->crc, rc);
+				else
+					snprintf(what, sizeof(what),
+						 "fails the checksum of page "
+						 "%u (expected %08x, read "
+						 "%08x)",
+						 pg, row[pg], got);
 				slot_problem(c, p, x, what);
 			}
 		}

@@ -9,7 +9,7 @@
 #include "vems_internal.h"
 
 #define EXTENT_MIN (UINT64_C(4) << 10)
-#define EXTENT_MAX (UINT64_C(2) << 20)
+#define EXTENT_MAX VEMS_EXTENT_MAX
 #define EXTENT_DEFAULT (UINT64_C(64) << 10)
 
 void

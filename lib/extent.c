@@ -412,6 +412,11 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 		if (!err)
 			err = vems__pmem_flush(
 				p, &e->slot, sizeof(e->slot) + sizeof(e->crc));
+		/* the slot's page checks, filled when its write was queued */
+		if (!err && !VEMS_PLANTED(VEMS_PLANT_UNFLUSHED_PCHECKS))
+			err = vems__pmem_flush(
+				p, vems__slot_pchecks(p, v[i]->slot),
+				(size_t)p->ppe * sizeof(uint32_t));
 	}
 	if (!VEMS_PLANTED(VEMS_PLANT_TORN_ENTRY))
 		vems__pmem_drain(p); /* slots and crcs before the states */

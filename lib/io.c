@@ -47,15 +47,17 @@ ext_count(const struct vems_pool *p, uint64_t size)
 
 #define MISS_BATCH 32 /* block reads in flight per call */
 
-/* Part of a read served by the block file: the whole extent is read (its
- * checksum covers all of it) into the caller's buffer when that is the
- * exact, aligned extent, else into a bounce buffer. */
+/* Part of a read served by the block file: the pages holding it (each has
+ * its check value), or the whole extent when it is to be promoted. Read
+ * into the caller's buffer when that is exactly those pages and aligned,
+ * else into a bounce buffer. */
 struct miss {
 	uint32_t ext, entry, slot, crc;
+	uint32_t pg, npg; /* the pages read */
 	uint8_t *dst;
 	size_t in, chunk;
 	uint8_t *buf;
-	bool bounce, hot;
+	bool bounce, hot, promote;
 	struct vems_bio bio;
 };
 
@@ -64,15 +66,30 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 	     size_t cnt)
 {
 	struct vems_bio *bios[MISS_BATCH];
+	size_t lead[MISS_BATCH], nb = 0;
+	uint64_t bytes = 0;
 	for (size_t i = 0; i < cnt; i++) {
-		m[i].bio =
-			(struct vems_bio){.buf = m[i].buf,
-					  .off = vems__slot_off(p, m[i].slot),
-					  .len = (uint32_t)p->extent_size,
-					  .res = VEMS_BIO_PENDING};
-		bios[i] = &m[i].bio;
+		m[i].bio = (struct vems_bio){
+			.buf = m[i].buf,
+			.off = vems__slot_off(p, m[i].slot) +
+				(uint64_t)m[i].pg * VEMS_PAGE_SIZE,
+			.len = m[i].npg * VEMS_PAGE_SIZE,
+			.res = VEMS_BIO_PENDING};
+		bytes += m[i].bio.len;
+		/* one transfer for the next extent of consecutive slots */
+		struct miss *l = nb ? &m[lead[nb - 1]] : NULL;
+		if (l && !l->bounce && !l->promote && !m[i].bounce &&
+		    !m[i].promote && vems__bio_joins(&l->bio, &m[i].bio)) {
+			l->bio.len += m[i].bio.len;
+		} else {
+			lead[nb] = i;
+			bios[nb++] = &m[i].bio;
+		}
 	}
-	int ret = vems__bio_run(p, bios, cnt, false);
+	int ret = vems__bio_run(p, bios, nb, false);
+	for (size_t b = 0, i = 0; b < nb; b++) /* followers share the result */
+		for (size_t end = b + 1 < nb ? lead[b + 1] : cnt; i < end; i++)
+			m[i].bio.res = bios[b]->res;
 	for (size_t i = 0; i < cnt; i++) {
 		if (m[i].bio.res == VEMS_BIO_PENDING && m[i].bounce) {
 			/* may still be written by the kernel: never freed
@@ -84,13 +101,17 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 		if (ret == 0 && m[i].bio.res != 0)
 			ret = vems__fail(-EIO, "block read not done");
 	}
+	VEMS_STAT_ADD(p, bytes_block_read, bytes);
 	for (size_t i = 0; i < cnt && ret == 0; i++) {
-		uint32_t got = vems__crc32c(m[i].buf, p->extent_size);
-		if (got != m[i].crc)
-			return vems__crc_fail(p, n, m[i].ext, m[i].slot,
-					      m[i].crc, got);
+		ret = vems__pages_verify(p, n, m[i].ext, m[i].slot, m[i].crc,
+					 m[i].pg, m[i].npg, m[i].buf);
+		if (ret)
+			return ret;
 		if (m[i].bounce)
-			memcpy(m[i].dst, m[i].buf + m[i].in, m[i].chunk);
+			memcpy(m[i].dst,
+			       m[i].buf + m[i].in -
+				       (size_t)m[i].pg * VEMS_PAGE_SIZE,
+			       m[i].chunk);
 	}
 	for (size_t i = 0; i < cnt && ret; i++)
 		if (m[i].bio.res) {
@@ -107,17 +128,53 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 }
 
 void *
-vems__bounce_alloc(const struct vems_pool *p)
+vems__bounce_alloc(const struct vems_pool *p, size_t len)
 {
 	void *b = NULL;
 	size_t a = p->be->align > 64 ? p->be->align : 64;
-	if (vems__fault_apply('m', 0, (uint32_t)p->extent_size) < 0 ||
-	    posix_memalign(&b, a, p->extent_size) != 0)
+	if (vems__fault_apply('m', 0, (uint32_t)len) < 0 ||
+	    posix_memalign(&b, a, len) != 0)
 		return NULL;
 	return b;
 }
 
 bool vems__read_no_promote; /* tests: reads leave pmem as it is */
+
+void
+vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n,
+		uint32_t ext, uint64_t in, size_t chunk, size_t len,
+		const uint8_t *dst, struct vems_plan *pl)
+{
+	bool whole = in == 0 && chunk == p->extent_size;
+	bool scan = len >= VEMS_SCAN_EXTENTS * p->extent_size;
+	/*
+	 * A read of a whole extent brings it back (S3-FIFO admission:
+	 * probation, or the main queue if it was evicted lately), unless the
+	 * call is a scan (it spans VEMS_SCAN_EXTENTS extents or more): a
+	 * scan's extents come back only if missed lately too, so a one-pass
+	 * scan costs no copy into pmem and leaves its contents alone. A read
+	 * of part of an extent reads only its pages, unless the extent was
+	 * missed lately too: then it is read whole and brought back, so a
+	 * hot extent returns to pmem while a uniform spread of small misses
+	 * costs no more block I/O than it asks for.
+	 */
+	pl->promote = !vems__read_no_promote &&
+		((whole && !scan) || vems__seen_again(p, n->serial, ext));
+	if (pl->promote) {
+		pl->pg = 0;
+		pl->npg = p->ppe;
+		pl->hot = vems__ghost_take(p, n->serial, ext);
+	} else {
+		pl->pg = (uint32_t)(in / VEMS_PAGE_SIZE);
+		pl->npg = (uint32_t)((in + chunk + VEMS_PAGE_SIZE - 1) /
+				     VEMS_PAGE_SIZE) -
+			pl->pg;
+		pl->hot = false;
+	}
+	pl->bounce = !(in == (uint64_t)pl->pg * VEMS_PAGE_SIZE &&
+		       chunk == (size_t)pl->npg * VEMS_PAGE_SIZE &&
+		       (uintptr_t)dst % p->be->align == 0);
+}
 
 /* Reads misses [0, cnt) in batches; collects up to MISS_BATCH promotions
  * (their buffers and pins kept); unpins and frees everything else. */
@@ -130,16 +187,17 @@ serve_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 		size_t k = cnt - b < MISS_BATCH ? cnt - b : MISS_BATCH;
 		struct miss *x = m + b;
 		for (size_t i = 0; i < k && ret == 0; i++) {
-			x[i].buf =
-				x[i].bounce ? vems__bounce_alloc(p) : x[i].dst;
+			x[i].buf = x[i].bounce
+				? vems__bounce_alloc(
+					  p, (size_t)x[i].npg * VEMS_PAGE_SIZE)
+				: x[i].dst;
 			if (x[i].buf == NULL)
 				ret = vems__fail(-ENOMEM, "out of memory");
 		}
 		if (ret == 0)
 			ret = fetch_misses(p, n, x, k);
 		for (size_t i = 0; i < k; i++) {
-			if (ret == 0 && *np < MISS_BATCH &&
-			    !vems__read_no_promote) {
+			if (ret == 0 && *np < MISS_BATCH && x[i].promote) {
 				/* S3-FIFO admission: a miss comes back on
 				 * probation (small queue), or to the main
 				 * queue if it was evicted lately */
@@ -220,16 +278,21 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 			}
 			const struct vems_entry *e = &p->entries[ei];
 			struct miss *x = &m[nm++];
+			struct vems_plan pl;
+			vems__miss_plan(p, n, ext, in, chunk, len, out + done,
+					&pl);
 			*x = (struct miss){.ext = ext,
 					   .entry = ei,
 					   .slot = e->slot,
 					   .crc = e->crc,
+					   .pg = pl.pg,
+					   .npg = pl.npg,
 					   .dst = out + done,
 					   .in = (size_t)in,
-					   .chunk = chunk};
-			x->bounce = !(chunk == es &&
-				      ((uintptr_t)x->dst % p->be->align) == 0);
-			x->hot = vems__ghost_take(p, n->serial, ext);
+					   .chunk = chunk,
+					   .bounce = pl.bounce,
+					   .hot = pl.hot,
+					   .promote = pl.promote};
 			/* the slot keeps these bytes until we are done */
 			vems__slot_pin(p, x->slot);
 		}

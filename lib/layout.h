@@ -13,7 +13,10 @@
  *     root object      struct vems_super (one per pool)
  *     type OBJ records struct vems_obj_rec (one per object)
  *     type NAME recs   struct vems_name_rec (one per name binding)
- *     entry table      struct vems_entry[nentries], one allocation
+ *     entry table      struct vems_entry[nentries], then the page check
+ *                      table uint32_t[nslots][extent_size / page] (the
+ *                      CRC-32C of each page of each block slot), one
+ *                      allocation
  *     data area        nframes extent frames, one allocation
  *
  * block file: struct vems_block_hdr in its first 4 KiB, then nslots extent
@@ -36,7 +39,13 @@
  * name record and the superblock's counters carry check values); an object
  * being removed is marked first (VEMS_OBJ_REMOVING).
  */
-#define VEMS_FORMAT 2u
+/*
+ * 3: block data is checked per page: the page check table holds one
+ * CRC-32C per 4 KiB page of every slot, and an entry's crc is the CRC-32C
+ * of its slot's row of that table, so a read of part of a spilled extent
+ * reads and verifies only the pages it needs.
+ */
+#define VEMS_FORMAT 3u
 #define VEMS_SUPER_MAGIC "VEMSPOOL"
 #define VEMS_BLOCK_MAGIC "VEMSBLK1"
 /* Longest block path that fits the layout name next to the other fields. */
@@ -70,7 +79,7 @@ struct vems_super {
 	uint64_t nslots;	 /* extent slots in the block file */
 	uint64_t nentries;	 /* entry table length */
 	uint64_t block_data_off; /* offset of slot 0 in the block file */
-	PMEMoid entries;	 /* struct vems_entry[nentries] */
+	PMEMoid entries;	 /* entry table, then page check table */
 	PMEMoid data;		 /* nframes * extent_size (+ alignment) */
 	uint64_t data_align;	 /* offset of frame 0 within `data` */
 	uint8_t reserved[56];
@@ -145,13 +154,16 @@ enum vems_estate {
  * fields valid in that state (serial, ext_index, state, and frame for PMEM
  * and BOTH, slot and crc for BOTH and BLOCK), so a damaged entry is
  * detected at open instead of being trusted or freed. See extent.c.
+ * `crc` is the CRC-32C of the slot's row in the page check table (whose
+ * words are the CRC-32Cs of the slot's pages, in order), so a damaged row
+ * is detected before a page is judged by it (pcheck.c).
  */
 struct vems_entry {
 	uint64_t serial;    /* owning object */
 	uint32_t ext_index; /* extent number within the object */
 	uint32_t frame;	    /* valid in PMEM and BOTH */
 	uint32_t slot;	    /* valid in BOTH and BLOCK */
-	uint32_t crc;	    /* CRC-32C of the slot's bytes (BOTH, BLOCK) */
+	uint32_t crc;	    /* CRC-32C of the slot's page checks (BOTH, BLOCK) */
 	union {
 		uint64_t word; /* the commit word: state | check << 32 */
 		struct {

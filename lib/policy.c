@@ -16,16 +16,21 @@
  *
  * Ghosts are 32-bit fingerprints of (object serial, extent) in a
  * direct-mapped table of about the frame count: an approximate, bounded
- * FIFO, 4 bytes per frame.
+ * FIFO, 4 bytes per frame. A second, smaller table (4-way sets)
+ * remembers extents read in part from the block file (io.c's miss plan).
  */
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "extent.h"
 #include "vems_internal.h"
 
 #define NIL VEMS_NO_FRAME
+#define SEEN_WAYS 4
+
+uint32_t vems__seen_sets_min = 16; /* tests: a larger table */
 
 int
 vems__pol_init(struct vems_pool *p)
@@ -35,9 +40,16 @@ vems__pol_init(struct vems_pool *p)
 	while (g < p->nframes && g < (1u << 30))
 		g <<= 1;
 	p->ghost = calloc(g, sizeof(*p->ghost));
-	if (p->fr == NULL || p->ghost == NULL)
+	/* remembers part-misses of about 1/16 of the frame count: a uniform
+	 * spread over 8x pmem meets an extent again in about 1 in 128 */
+	uint32_t sg = g / 16 / SEEN_WAYS > vems__seen_sets_min
+		? g / 16 / SEEN_WAYS
+		: vems__seen_sets_min;
+	p->seen = calloc((size_t)sg * SEEN_WAYS, sizeof(*p->seen));
+	if (p->fr == NULL || p->ghost == NULL || p->seen == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
 	p->ghost_mask = g - 1;
+	p->seen_mask = sg - 1;
 	for (uint32_t f = 0; f < p->nframes; f++)
 		p->fr[f].prev = p->fr[f].next = NIL;
 	p->small.head = p->small.tail = NIL;
@@ -53,8 +65,10 @@ vems__pol_fini(struct vems_pool *p)
 		pthread_mutex_destroy(&p->pol_lock);
 	free(p->fr);
 	free(p->ghost);
+	free(p->seen);
 	p->fr = NULL;
 	p->ghost = NULL;
+	p->seen = NULL;
 }
 
 static struct vems_fifo *
@@ -185,6 +199,29 @@ vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext)
 		*cell = 0;
 	pthread_mutex_unlock(&p->pol_lock);
 	return hit;
+}
+
+bool
+vems__seen_again(struct vems_pool *p, uint64_t serial, uint32_t ext)
+{
+	uint32_t c, k = ghost_key(serial, ext, &c);
+	pthread_mutex_lock(&p->pol_lock);
+	/* 4-way sets, newest first: a FIFO per set */
+	uint32_t *set = &p->seen[(size_t)(c & p->seen_mask) * SEEN_WAYS];
+	int w = 0;
+	while (w < SEEN_WAYS && set[w] != k)
+		w++;
+	bool again = w < SEEN_WAYS;
+	if (again) { /* forgotten: the next part-miss counts anew */
+		for (; w + 1 < SEEN_WAYS; w++)
+			set[w] = set[w + 1];
+		set[SEEN_WAYS - 1] = 0;
+	} else {
+		memmove(set + 1, set, (SEEN_WAYS - 1) * sizeof(*set));
+		set[0] = k;
+	}
+	pthread_mutex_unlock(&p->pol_lock);
+	return again;
 }
 
 void

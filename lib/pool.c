@@ -34,6 +34,16 @@
 #define MIB (UINT64_C(1) << 20)
 /* libpmemobj's own space: lanes and headers (~4 MiB), plus per zone. */
 #define OBJ_BASE_OVERHEAD (5 * MIB)
+
+
+
+/*
+ * The entry table is allocated in whole MiB: libpmemobj serves smaller
+ * allocations from runs of an allocation class, which in a small pool can
+ * take the contiguous chunks the data area needs (a 16 MiB pool with a
+ * 200 KiB table had 58 frames of 64 KiB; in whole MiB, 121).
+ */
+#define ENT_ROUND(b) (((b) + MIB - 1) / MIB * MIB)
 #define OBJ_ZONE_BYTES (UINT64_C(16) << 30)
 #define OBJ_ZONE_OVERHEAD (MIB)
 
@@ -323,6 +333,8 @@ attach_map(struct vems_pool *p)
 	p->nslots = (uint32_t)sb->nslots;
 	p->nentries = (uint32_t)sb->nentries;
 	p->entries = pmemobj_direct(sb->entries);
+	p->pchecks = (uint32_t *)(p->entries + p->nentries);
+	p->ppe = (uint32_t)(sb->extent_size / VEMS_PAGE_SIZE);
 	p->frames = (uint8_t *)pmemobj_direct(sb->data) + sb->data_align;
 	/*
 	 * Decided once: real pmem (or PMEM_IS_PMEM_FORCE) is flushed with
@@ -401,7 +413,7 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 				  path);
 	uint64_t es = sb->extent_size;
 	if (sb->page_size != VEMS_PAGE_SIZE || es < VEMS_PAGE_SIZE ||
-	    (es & (es - 1)) || es > (UINT64_C(2) << 20) || sb->nframes == 0 ||
+	    (es & (es - 1)) || es > VEMS_EXTENT_MAX || sb->nframes == 0 ||
 	    sb->nframes >= UINT32_MAX || sb->nslots >= UINT32_MAX ||
 	    sb->nentries < sb->nframes + sb->nslots ||
 	    sb->nentries >= UINT32_MAX)
@@ -411,7 +423,8 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 				  path);
 	/* our own bounds first: the calls below read libpmemobj headers */
 	uint64_t psize = li->size ? li->size : sb->pmem_size;
-	uint64_t ent_bytes = sb->nentries * sizeof(struct vems_entry);
+	uint64_t ent_bytes = sb->nentries * sizeof(struct vems_entry) +
+		vems__pchecks_bytes(sb->nslots, es);
 	uint64_t data_bytes = sb->data_align + sb->nframes * es;
 	PMEMoid none = pmemobj_root(p->pop, 0);
 	if (sb->entries.pool_uuid_lo != none.pool_uuid_lo ||
@@ -426,8 +439,7 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 				  "the pool",
 				  path);
 	if (pmemobj_type_num(sb->entries) != VEMS_TYPE_ENTRIES ||
-	    pmemobj_alloc_usable_size(sb->entries) <
-		    sb->nentries * sizeof(struct vems_entry) ||
+	    pmemobj_alloc_usable_size(sb->entries) < ent_bytes ||
 	    pmemobj_type_num(sb->data) != VEMS_TYPE_DATA ||
 	    pmemobj_alloc_usable_size(sb->data) <
 		    sb->data_align + sb->nframes * es)
@@ -596,7 +608,8 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 				  "pool can map; use a larger extent size",
 				  (unsigned long long)nentries,
 				  (unsigned long long)es);
-	uint64_t ent_bytes = nentries * sizeof(struct vems_entry);
+	uint64_t ent_bytes = ENT_ROUND(nentries * sizeof(struct vems_entry) +
+				       vems__pchecks_bytes(nslots, es));
 	uint64_t zones = (pmem_size + OBJ_ZONE_BYTES - 1) / OBJ_ZONE_BYTES;
 	uint64_t reserve = pmem_size / 32 > MIB ? pmem_size / 32 : MIB;
 	uint64_t overhead = OBJ_BASE_OVERHEAD + zones * OBJ_ZONE_OVERHEAD +
@@ -615,7 +628,8 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 				  pmemobj_errormsg());
 	struct vems_super *sb = pmemobj_direct(root);
 	p->sb = sb;
-	/* zeroed entries: every entry starts free (serial 0) */
+	/* zeroed entries: every entry starts free (serial 0); the page
+	 * check table after them (a free slot's row is never read) */
 	if (pmemobj_zalloc(pop, &sb->entries, ent_bytes, VEMS_TYPE_ENTRIES))
 		return vems__fail(-ENOSPC, "cannot allocate entry table: %s",
 				  pmemobj_errormsg());

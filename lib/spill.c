@@ -137,7 +137,7 @@ prepare(struct vems_pool *p, struct victim *v, struct vems_objnode *n,
 		return false;
 	}
 	uint8_t *f = vems__frame_addr(p, v->x.frame);
-	v->x.crc = vems__crc32c(f, p->extent_size);
+	v->x.crc = vems__pchecks_fill(p, v->x.slot, f);
 	v->bio = (struct vems_bio){.buf = f,
 				   .off = vems__slot_off(p, v->x.slot),
 				   .len = (uint32_t)p->extent_size,
@@ -186,6 +186,13 @@ victim_cmp(const void *a, const void *b)
 	if (x->serial != y->serial)
 		return x->serial < y->serial ? -1 : 1;
 	return x->x.frame < y->x.frame ? -1 : x->x.frame > y->x.frame;
+}
+
+static int
+victim_ext_cmp(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	return x->ext < y->ext ? -1 : x->ext > y->ext;
 }
 
 /* Ends a spill round; true if other spills are still in flight. */
@@ -237,6 +244,15 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		struct vems_objnode *n =
 			owner(p, vs[i].serial, held, have_meta);
 		bool locked = n && lock_obj(n, held, false);
+		if (locked) {
+			/* in extent order, so that an object's consecutive
+			 * extents get consecutive slots (reads of them are
+			 * then one transfer: io.c, aio.c); prepare checks
+			 * that each entry is still the object's */
+			for (uint32_t k = i; k < j; k++)
+				vs[k].ext = p->entries[vs[k].x.entry].ext_index;
+			qsort(vs + i, j - i, sizeof(*vs), victim_ext_cmp);
+		}
 		for (uint32_t k = i; k < j; k++) {
 			vs[k].live = locked &&
 				prepare(p, &vs[k], n, held, lo, hi,

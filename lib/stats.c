@@ -84,5 +84,7 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	s->block_fetches =
 		sum(p, offsetof(struct vems_counters, block_fetches));
 	s->block_errors = sum(p, offsetof(struct vems_counters, block_errors));
+	s->bytes_block_read =
+		sum(p, offsetof(struct vems_counters, bytes_block_read));
 	return 0;
 }

@@ -191,6 +191,7 @@ struct vems_counters {
 	_Atomic uint64_t bytes_spilled, bytes_promoted;
 	_Atomic uint64_t checksum_failures;
 	_Atomic uint64_t sync_spills, block_fetches, block_errors;
+	_Atomic uint64_t bytes_block_read;
 } __attribute__((aligned(64)));
 unsigned vems__stat_shard(void);
 
@@ -198,7 +199,9 @@ struct vems_pool {
 	PMEMobjpool *pop;
 	struct vems_super *sb;
 	struct vems_entry *entries;
-	uint8_t *frames; /* frame 0 */
+	uint32_t *pchecks; /* [nslots][ppe]: page check table */
+	uint32_t ppe;	   /* pages per extent */
+	uint8_t *frames;   /* frame 0 */
 	uint64_t extent_size;
 	unsigned extent_shift;
 	uint32_t nframes, nslots, nentries;
@@ -239,6 +242,8 @@ struct vems_pool {
 	struct vems_fifo small, main;
 	uint32_t *ghost; /* fingerprints of recently evicted extents */
 	uint32_t ghost_mask;
+	uint32_t *seen; /* ... of extents recently missed in part */
+	uint32_t seen_mask;
 
 	/* background spiller (spill.c) */
 	unsigned low_pct;
@@ -297,6 +302,7 @@ enum vems_plant {
 	VEMS_PLANT_EARLY_FRAME_FREE = 4, /* frame reused before the switch */
 	VEMS_PLANT_EARLY_SPILL_ACK = 5,	 /* spill commits before the sync */
 	VEMS_PLANT_PHANTOM_WRITE = 6,	 /* a block write counted, never run */
+	VEMS_PLANT_UNFLUSHED_PCHECKS = 7, /* a slot's page checks not flushed */
 };
 #ifdef VEMS_PLANT_BUGS
 extern int vems__plant;
@@ -414,6 +420,10 @@ vems__pol_touch(struct vems_pool *p, uint32_t frame)
 }
 /* Ghost entries: was (serial, ext) evicted recently? Consumes the hit. */
 bool vems__ghost_take(struct vems_pool *p, uint64_t serial, uint32_t ext);
+/* A part of extent ext was missed: true if a part was missed lately too
+ * (then forgotten), else remembered (a small direct-mapped table). */
+bool vems__seen_again(struct vems_pool *p, uint64_t serial, uint32_t ext);
+extern uint32_t vems__seen_sets_min; /* sets of that table, at least */
 void vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext);
 
 /* --- spill.c: moving extents between the tiers ----------------------- */
@@ -472,9 +482,45 @@ int vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n,
  * it against crc; -EIO with a sentence naming the object on mismatch. */
 int vems__slot_read(struct vems_pool *p, const struct vems_objnode *n,
 		    uint32_t ext, uint32_t slot, uint32_t crc, void *buf);
-/* A fetched extent's CRC mismatch as an -EIO with a sentence. */
+/* A page read back failing its check as an -EIO with a sentence. */
 int vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n,
-		   uint32_t ext, uint32_t slot, uint32_t want, uint32_t got);
+		   uint32_t ext, uint32_t slot, uint32_t page, uint32_t want,
+		   uint32_t got);
+
+/* --- pcheck.c: block data checked per page ---------------------------- */
+
+#define VEMS_EXTENT_MAX (UINT64_C(2) << 20) /* largest extent size */
+
+/* Bytes of the page check table (never an empty allocation). */
+static inline uint64_t
+vems__pchecks_bytes(uint64_t nslots, uint64_t extent_size)
+{
+	uint64_t b = nslots * (extent_size / VEMS_PAGE_SIZE) * sizeof(uint32_t);
+	return b < 64 ? 64 : b;
+}
+/* A slot's row: the CRC-32Cs of its pages. */
+static inline uint32_t *
+vems__slot_pchecks(const struct vems_pool *p, uint32_t slot)
+{
+	return p->pchecks + (uint64_t)slot * p->ppe;
+}
+/*
+ * Stores the page checks of `ext` (an extent's bytes about to be written
+ * to the free slot) in the slot's row, with plain stores (the spill commit
+ * flushes the row before the fence ahead of the entry naming it), and
+ * returns the row's CRC-32C: the entry's crc.
+ */
+uint32_t vems__pchecks_fill(struct vems_pool *p, uint32_t slot,
+			    const void *ext);
+/* The crc an entry would have for an extent holding `ext` (check). */
+uint32_t vems__pchecks_crc(const struct vems_pool *p, const void *ext);
+/*
+ * Verifies pages [pg, pg + npg) of slot, read into buf, against the slot's
+ * row, and the row against the entry's crc. 0, or -EIO with a sentence.
+ */
+int vems__pages_verify(struct vems_pool *p, const struct vems_objnode *n,
+		       uint32_t ext, uint32_t slot, uint32_t crc, uint32_t pg,
+		       uint32_t npg, const void *buf);
 /* Kicks the background spiller when free frames are below the mark. */
 void vems__spill_kick(struct vems_pool *p);
 /* Finds an object by serial (removed ones too); meta_lock held. */
@@ -505,8 +551,20 @@ struct vems_promo {
  * spiller afterwards (vems__spill_kick). */
 void vems__promote(struct vems_pool *p, struct vems_objnode *n,
 		   struct vems_promo *v, size_t cnt);
-/* An extent-sized buffer aligned for the backend. */
-void *vems__bounce_alloc(const struct vems_pool *p);
+/* A buffer of len bytes aligned for the backend. */
+void *vems__bounce_alloc(const struct vems_pool *p, size_t len);
+/* How a read of [in, in + chunk) of spilled extent ext into dst, part of
+ * a call of len bytes, goes to the block file: which pages, through a
+ * bounce buffer or not, and whether the extent is then brought back (the
+ * whole extent is read). */
+struct vems_plan {
+	uint32_t pg, npg;
+	bool bounce, promote, hot;
+};
+#define VEMS_SCAN_EXTENTS 4 /* a read this many extents long is a scan */
+void vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n,
+		     uint32_t ext, uint64_t in, size_t chunk, size_t len,
+		     const uint8_t *dst, struct vems_plan *pl);
 /* vems_obj_pwrite, or -EAGAIN (nothing changed) if it needs block I/O. */
 ssize_t vems__pwrite_nowait(struct vems_obj *obj, const void *buf, size_t len,
 			    uint64_t off, unsigned flags);

@@ -148,16 +148,17 @@ vems__bio_run(struct vems_pool *p, struct vems_bio **v, size_t n, bool sync)
 
 int
 vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
-	       uint32_t slot, uint32_t want, uint32_t got)
+	       uint32_t slot, uint32_t page, uint32_t want, uint32_t got)
 {
 	VEMS_STAT_ADD(p, checksum_failures, 1);
 	return vems__fail(-EIO,
 			  "object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
-			  ": block slot %u of %s fails its checksum "
-			  "(expected %08x, read %08x)",
+			  ": page %u of block slot %u of %s fails its "
+			  "checksum (expected %08x, read %08x)",
 			  n->oid.partition, n->oid.id,
-			  (uint64_t)ext << p->extent_shift, slot, p->block_path,
-			  want, got);
+			  ((uint64_t)ext << p->extent_shift) +
+				  (uint64_t)page * VEMS_PAGE_SIZE,
+			  page, slot, p->block_path, want, got);
 }
 
 /*
@@ -189,6 +190,7 @@ vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 			       .res = VEMS_BIO_PENDING};
 	struct vems_bio *v = &bio;
 	int ret = vems__bio_run(p, &v, 1, false);
+	VEMS_STAT_ADD(p, bytes_block_read, p->extent_size);
 	if (bio.res == VEMS_BIO_PENDING)
 		quarantine(p, buf);
 	if (ret == 0 && bio.res != 0)
@@ -200,8 +202,5 @@ vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 				    (uint64_t)ext << p->extent_shift);
 		return ret;
 	}
-	uint32_t got = vems__crc32c(buf, p->extent_size);
-	if (got != crc)
-		return vems__crc_fail(p, n, ext, slot, crc, got);
-	return 0;
+	return vems__pages_verify(p, n, ext, slot, crc, 0, p->ppe, buf);
 }

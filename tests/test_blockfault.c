@@ -455,7 +455,8 @@ find_state(struct vems_pool *p, uint8_t state, uint32_t skip_ext, uint32_t *ext,
 }
 
 #define R_NOBJ 2
-#define R_SPAN (4 * MIB)
+/* the objects together about twice what pmem holds (~120 frames) */
+#define R_SPAN (8 * MIB)
 #define R_OPS 24
 #define R_MAXW (3 * MIB)
 
