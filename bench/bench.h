@@ -109,6 +109,8 @@ void wl_read_hit(struct bench *b);
 void wl_small_writes(struct bench *b);
 void wl_spill(struct bench *b);
 void wl_random_reads(struct bench *b);
+void wl_default_misses(struct bench *b);
+void wl_cold_scan(struct bench *b);
 void wl_threads(struct bench *b);
 void wl_open_scale(struct bench *b);
 void wl_mechanisms(struct bench *b);

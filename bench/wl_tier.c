@@ -50,25 +50,27 @@ vems_seq_write(struct bench *b, uint64_t total, unsigned flags,
 	return (double)total / MIB / s;
 }
 
-/* fio's figure for the same shape, or a negative number without fio. */
+/* fio's bandwidth (MiB/s) for one sequential job on the disk, or a
+ * negative number without fio. */
 static double
-fio_seq_write(struct bench *b, uint64_t total)
+fio_seq(struct bench *b, const char *rw, const char *bs, unsigned qd,
+	uint64_t total, const char *extra)
 {
 	if (system("command -v fio >/dev/null 2>&1") != 0)
 		return -1;
 	char path[4096], cmd[9000];
 	bench_path(b, path, sizeof(path), b->disk_dir, "fio");
 	snprintf(cmd, sizeof(cmd),
-		 "fio --name=seq --filename=%s --rw=write --bs=64k "
-		 "--iodepth=32 --ioengine=io_uring --direct=1 --size=%llu "
-		 "--fdatasync=64 --output-format=json 2>/dev/null",
-		 path, (unsigned long long)total);
+		 "fio --name=seq --filename=%s --rw=%s --bs=%s "
+		 "--iodepth=%u --ioengine=io_uring --direct=1 --size=%llu "
+		 "%s --output-format=json 2>/dev/null",
+		 path, rw, bs, qd, (unsigned long long)total, extra);
 	FILE *p = popen(cmd, "r");
 	char line[512];
 	double bw = -1;
 	while (p && fgets(line, sizeof(line), p)) {
-		/* read, write and trim sections each have one: the write
-		 * job's is the only non-zero one */
+		/* read, write and trim sections each have one: the job's
+		 * own is the only non-zero one */
 		char *k = strstr(line, "\"bw_bytes\" : ");
 		double v = k ? strtod(k + 13, NULL) / MIB : 0;
 		if (v > bw)
@@ -78,6 +80,13 @@ fio_seq_write(struct bench *b, uint64_t total)
 		pclose(p);
 	unlink(path);
 	return bw > 0 ? bw : -1;
+}
+
+/* fio's figure for the spill's shape. */
+static double
+fio_seq_write(struct bench *b, uint64_t total)
+{
+	return fio_seq(b, "write", "64k", 32, total, "--fdatasync=64");
 }
 
 void
@@ -211,6 +220,24 @@ lru_fini(struct lru *l)
 	free(l->in);
 }
 
+/*
+ * The next n pages of a trace over [0, npages): zipf if z, else uniform.
+ * Returns the hits of the exact LRU l over it, which holds units of `unit`
+ * pages (1, or an extent's pages).
+ */
+static size_t
+next_trace(uint32_t *tr, size_t n, struct zipf *z, uint32_t npages,
+	   uint64_t *rng, struct lru *l, uint32_t unit)
+{
+	size_t lh = 0;
+	for (size_t i = 0; i < n; i++) {
+		tr[i] = z ? (uint32_t)zipf_next(z, rng)
+			  : (uint32_t)(bench_rand(rng) % npages);
+		lh += lru_access(l, tr[i] / unit);
+	}
+	return lh;
+}
+
 /* Blocking reads of the trace; returns ops/s, *hit = pmem hit ratio. */
 static double
 vems_trace(struct vpool *vp, struct vems_obj *o, const uint32_t *tr, size_t n,
@@ -273,6 +300,29 @@ vems_trace_async(struct vpool *vp, struct vems_obj *o, const uint32_t *tr,
 	return (double)n / s;
 }
 
+/* The block tier alone: n uniform random 4 KiB reads, QD32, O_DIRECT, of
+ * a file of ws bytes, as workload wl's baseline. */
+static void
+block_random_reads(struct bench *b, const char *wl, uint64_t ws, size_t n,
+		   uint64_t rng)
+{
+	char path[4096];
+	int fd = file_open(b, path, sizeof(path), ws, true);
+	uint64_t *offs = malloc(n * sizeof(*offs));
+	for (size_t i = 0; i < n; i++)
+		offs[i] = bench_rand(&rng) % (ws / 4096) * 4096;
+	void *bufs = aligned_alloc(4096, 32 * 4096);
+	struct series *st =
+		bench_series(b, wl, "block tier O_DIRECT QD32", U_OPS);
+	for (int r = 0; r < b->rounds; r++)
+		series_round(st, (double)n / uring_run(fd, false, offs, n, 4096,
+						       32, 0, bufs));
+	close(fd);
+	unlink(path);
+	free(offs);
+	free(bufs);
+}
+
 void
 wl_random_reads(struct bench *b)
 {
@@ -329,14 +379,8 @@ wl_random_reads(struct bench *b)
 			/* one warm-up pass, then the measured rounds, each
 			 * on a fresh stretch of the same distribution */
 			for (int r = -1; r < b->rounds; r++) {
-				for (size_t i = 0; i < n; i++)
-					tr[i] = d
-						? (uint32_t)(bench_rand(&rng) %
-							     npages)
-						: (uint32_t)zipf_next(&z, &rng);
-				size_t lh = 0;
-				for (size_t i = 0; i < n; i++)
-					lh += lru_access(&l, tr[i]);
+				size_t lh = next_trace(tr, n, d ? NULL : &z,
+						       npages, &rng, &l, 1);
 				double hit;
 				double ops = vems_trace(&vp, o, tr, n, &hit);
 				if (r < 0)
@@ -354,31 +398,13 @@ wl_random_reads(struct bench *b)
 					    false, durable_mode(b) ? NAN : 1.0,
 					    "vems / exact LRU hit ratio");
 		}
-		/* the block tier alone, same size, QD32 random 4 KiB */
-		char path[4096];
-		int fd = file_open(b, path, sizeof(path), ws, true);
-		uint64_t *offs = malloc(n * sizeof(*offs));
-		uint64_t rng = 77;
-		for (size_t i = 0; i < n; i++)
-			offs[i] = bench_rand(&rng) % npages * 4096;
-		void *bufs = aligned_alloc(4096, 32 * 4096);
 		snprintf(wl, sizeof(wl), "rand-read-uniform-%gx", f);
-		struct series *st =
-			bench_series(b, wl, "block tier O_DIRECT QD32", U_OPS);
-		for (int r = 0; r < b->rounds; r++)
-			series_round(st,
-				     (double)n /
-					     uring_run(fd, false, offs, n, 4096,
-						       32, 0, bufs));
+		block_random_reads(b, wl, ws, n, 77);
 		if (f == 8)
 			bench_ratio(b, wl, "vems async QD32",
 				    "block tier O_DIRECT QD32", false,
 				    durable_mode(b) ? NAN : 0.7,
 				    "vems async / block tier IOPS (~88% miss)");
-		close(fd);
-		unlink(path);
-		free(offs);
-		free(bufs);
 		free(tr);
 		vems_obj_close(&o);
 		vp_destroy(&vp);
@@ -472,5 +498,273 @@ wl_open_scale(struct bench *b)
 			    "DRAM index per mapped extent (B)");
 	}
 	free(buf);
+	vp_destroy(&vp);
+}
+
+/* --- misses at the default geometry ----------------------------------- */
+
+/*
+ * Random 4 KiB reads over working sets of 2x-8x pmem in a pool of the
+ * default geometry (64 KiB extents): a miss reads only the pages it needs
+ * (format 3's page checks), so the block file serves about the bytes
+ * asked. Hit ratio against an exact LRU of pmem's extents (the unit pmem
+ * holds) over the same trace; IOPS and block bytes per byte asked through
+ * the async API at QD32, against the block tier alone.
+ */
+void
+wl_default_misses(struct bench *b)
+{
+	static const double all[] = {2, 4, 8}, quick[] = {8};
+	const double *fracs = b->quick ? quick : all;
+	size_t nf = b->quick ? 1 : 3;
+	static const char *dists[] = {"zipf", "uniform"};
+	uint64_t pmem = b->quick ? 16 * MIB : 64 * MIB;
+	size_t n = b->quick ? (durable_mode(b) ? 2000 : 8000)
+			    : (durable_mode(b) ? 8000 : 40000);
+	for (size_t fi = 0; fi < nf; fi++) {
+		double f = fracs[fi];
+		struct vpool vp;
+		vp_create(b, &vp, pmem, (uint64_t)(10 * pmem), 0,
+			  VEMS_LOW_WATERMARK_DEFAULT, 0);
+		uint64_t ws = (uint64_t)((double)vp.capacity * f) / MIB * MIB;
+		uint32_t npages = (uint32_t)(ws / 4096);
+		uint32_t ppe = (uint32_t)(vp.extent / 4096);
+		struct vems_obj *o = vp_object(&vp, ws);
+		uint32_t *tr = malloc(n * sizeof(*tr));
+		char wl[64], hw[64];
+		for (int d = 0; d < 2; d++) {
+			uint64_t rng = 5000 + fi * 10 + (uint64_t)d;
+			struct zipf z;
+			if (d == 0)
+				zipf_init(&z, npages, 0.99);
+			struct lru l;
+			lru_init(&l, npages / ppe + 1,
+				 (uint32_t)(vp.capacity / vp.extent));
+			snprintf(wl, sizeof(wl), "default-misses-%s-%gx",
+				 dists[d], f);
+			snprintf(hw, sizeof(hw), "default-hit-ratio-%s-%gx",
+				 dists[d], f);
+			struct series *sa =
+				bench_series(b, wl, "vems async QD32", U_OPS);
+			struct series *sy = bench_series(
+				b, wl, "block bytes per byte asked", U_RATIO);
+			struct series *hv = bench_series(
+				b, hw, d ? "vems, uniform" : "vems, zipf 0.99",
+				U_RATIO);
+			struct series *hl = bench_series(
+				b, hw,
+				d ? "exact LRU of extents, uniform"
+				  : "exact LRU of extents, zipf 0.99",
+				U_RATIO);
+			hv->x = hl->x = f;
+			for (int r = -1; r < b->rounds; r++) {
+				size_t lh = next_trace(tr, n, d ? NULL : &z,
+						       npages, &rng, &l, ppe);
+				double hit;
+				(void)vems_trace(&vp, o, tr, n, &hit);
+				if (r < 0)
+					continue; /* warm-up */
+				series_round(hv, hit);
+				series_round(hl, (double)lh / (double)n);
+				struct vems_pool_stats a, z2;
+				CHECK(vems_pool_stats(vp.pool, &a));
+				series_round(
+					sa,
+					vems_trace_async(&vp, o, tr, n, 32));
+				CHECK(vems_pool_stats(vp.pool, &z2));
+				series_round(
+					sy,
+					(double)(z2.bytes_block_read -
+						 a.bytes_block_read) /
+						((double)n * 4096));
+			}
+			lru_fini(&l);
+			bench_ratio(b, hw, hv->variant, hl->variant, false,
+				    durable_mode(b) ? NAN : d ? 0.97 : 1.0,
+				    "vems / exact LRU hit ratio (64 KiB "
+				    "extents)");
+			if (d == 1 && f == 8)
+				bench_ratio(b, wl, "block bytes per byte asked",
+					    "", true,
+					    durable_mode(b) ? NAN : 1.25,
+					    "block bytes read per byte asked "
+					    "(uniform 8x, 64 KiB extents)");
+		}
+		snprintf(wl, sizeof(wl), "default-misses-uniform-%gx", f);
+		block_random_reads(b, wl, ws, n, 78);
+		if (f == 8)
+			bench_ratio(b, wl, "vems async QD32",
+				    "block tier O_DIRECT QD32", false,
+				    durable_mode(b) ? NAN : 0.8,
+				    "vems async / block tier IOPS, uniform "
+				    "8x, 64 KiB extents");
+		free(tr);
+		vems_obj_close(&o);
+		vp_destroy(&vp);
+	}
+}
+
+/* --- a cold sequential scan, and what it leaves of the hot set --------- */
+
+/* Object {1, id} with `bytes` of data written in 1 MiB calls. */
+static struct vems_obj *
+written(struct vpool *vp, uint64_t id, uint64_t bytes)
+{
+	struct vems_oid oid = {1, id};
+	struct vems_obj *o;
+	CHECK(vems_obj_create(vp->pool, &oid));
+	CHECK(vems_obj_open(vp->pool, oid, 0, &o));
+	uint8_t *buf = malloc(MIB);
+	memset(buf, 0x3c, MIB);
+	for (uint64_t off = 0; off < bytes; off += MIB)
+		CHECK(vems_obj_pwrite(o, buf, MIB, off, 0));
+	free(buf);
+	return o;
+}
+
+/* Reads the whole object sequentially in 1 MiB calls; MiB/s. */
+static double
+vems_seq_read(struct vems_obj *o, uint64_t bytes)
+{
+	uint8_t *buf = aligned_alloc(4096, MIB);
+	double t0 = bench_now_ns();
+	for (uint64_t off = 0; off < bytes; off += MIB)
+		CHECK(vems_obj_pread(o, buf, MIB, off));
+	double s = (bench_now_ns() - t0) / 1e9;
+	free(buf);
+	return (double)bytes / MIB / s;
+}
+
+/* The same through the async API, qd 1 MiB reads in flight; MiB/s. */
+static double
+vems_seq_read_async(struct vpool *vp, struct vems_obj *o, uint64_t bytes,
+		    unsigned qd)
+{
+	struct vems_aio_ctx *c;
+	CHECK(vems_aio_ctx_new(vp->pool, qd, &c));
+	struct vems_aio *req = calloc(qd, sizeof(*req));
+	struct vems_aio **done = calloc(qd, sizeof(*done));
+	uint8_t *bufs = aligned_alloc(4096, (size_t)qd * MIB);
+	uint64_t next = 0, finished = 0;
+	double t0 = bench_now_ns();
+	for (unsigned i = 0; i < qd && next < bytes; i++, next += MIB) {
+		req[i] = (struct vems_aio){.obj = o,
+					   .op = VEMS_AIO_READ,
+					   .buf = bufs + (size_t)i * MIB,
+					   .len = MIB,
+					   .off = next};
+		struct vems_aio *p = &req[i];
+		CHECK(vems_aio_submit(c, &p, 1));
+	}
+	while (finished < bytes) {
+		int k = vems_aio_wait(c, done, 1, qd, -1);
+		CHECK(k);
+		for (int i = 0; i < k; i++) {
+			if (done[i]->result != (ssize_t)MIB)
+				bench_die("async read: %zd", done[i]->result);
+			finished += MIB;
+			if (next < bytes) {
+				done[i]->off = next;
+				next += MIB;
+				CHECK(vems_aio_submit(c, &done[i], 1));
+			}
+		}
+	}
+	double s = (bench_now_ns() - t0) / 1e9;
+	vems_aio_ctx_delete(&c);
+	free(req);
+	free(done);
+	free(bufs);
+	return (double)bytes / MIB / s;
+}
+
+/*
+ * The default geometry. A cold object of 8x pmem, written first (so it
+ * is spilled), is read once from end to end in 1 MiB calls, against the
+ * device's sequential read bandwidth (io_uring O_DIRECT 1 MiB QD8 of a
+ * file of the same size, and fio's). Around each scan, the hit ratio of a
+ * zipf 0.99 trace of 4 KiB reads over a hot object of a quarter of pmem:
+ * a one-pass scan must not evict the hot set.
+ */
+void
+wl_cold_scan(struct bench *b)
+{
+	const char *wl = "seq-1m-read-cold-8x-pmem";
+	const char *hw = "hot-set-after-scan";
+	struct vpool vp;
+	vp_create(b, &vp, b->pmem_size, 10 * b->pmem_size, 0,
+		  VEMS_LOW_WATERMARK_DEFAULT, 0);
+	uint64_t cold = vp.capacity * 8 / MIB * MIB;
+	uint64_t hot = vp.capacity / 4 / MIB * MIB;
+	struct vems_obj *co = written(&vp, 2, cold);
+	struct vems_obj *ho = written(&vp, 3, hot);
+	uint32_t npages = (uint32_t)(hot / 4096);
+	size_t n = b->quick ? 20000 : 100000;
+	uint32_t *tr = malloc(n * sizeof(*tr));
+	struct zipf z;
+	zipf_init(&z, npages, 0.99);
+	uint64_t rng = 4242;
+	struct lru l;
+	lru_init(&l, npages, 1);
+	struct series *sv = bench_series(b, wl, "vems 1 MiB reads", U_MIBS);
+	struct series *sq =
+		bench_series(b, wl, "vems async 1 MiB reads QD8", U_MIBS);
+	struct series *sb =
+		bench_series(b, wl, "block tier O_DIRECT 1m QD8", U_MIBS);
+	struct series *sf = NULL;
+	struct series *hb =
+		bench_series(b, hw, "hot-set hit ratio before", U_RATIO);
+	struct series *ha =
+		bench_series(b, hw, "hot-set hit ratio after", U_RATIO);
+	struct series *hr = bench_series(b, hw, "after / before", U_RATIO);
+	size_t nb = cold / MIB;
+	uint64_t *offs = malloc(nb * sizeof(*offs));
+	for (size_t i = 0; i < nb; i++)
+		offs[i] = (uint64_t)i * MIB;
+	void *bufs = aligned_alloc(4096, 8 * MIB);
+	double hit;
+	(void)next_trace(tr, n, &z, npages, &rng, &l, 1);
+	(void)vems_trace(&vp, ho, tr, n, &hit); /* warm-up */
+	for (int r = 0; r < b->rounds; r++) {
+		(void)next_trace(tr, n, &z, npages, &rng, &l, 1);
+		double before;
+		(void)vems_trace(&vp, ho, tr, n, &before);
+		series_round(sv, vems_seq_read(co, cold));
+		series_round(sq, vems_seq_read_async(&vp, co, cold, 8));
+		(void)next_trace(tr, n, &z, npages, &rng, &l, 1);
+		double after;
+		(void)vems_trace(&vp, ho, tr, n, &after);
+		series_round(hb, before);
+		series_round(ha, after);
+		series_round(hr, before > 0 ? after / before : 0);
+		char path[4096];
+		int fd = file_open(b, path, sizeof(path), cold, true);
+		double s = uring_run(fd, false, offs, nb, MIB, 8, 0, bufs);
+		series_round(sb, (double)cold / MIB / s);
+		close(fd);
+		unlink(path);
+		double f = fio_seq(b, "read", "1m", 8, cold, "");
+		if (f > 0) {
+			if (!sf)
+				sf = bench_series(b, wl,
+						  "fio io_uring direct 1m QD8",
+						  U_MIBS);
+			series_round(sf, f);
+		}
+	}
+	bench_note(b, "%s: %.0f MiB cold object, %.0f MiB hot object", wl,
+		   (double)cold / MIB, (double)hot / MIB);
+	bench_ratio(b, wl, "vems async 1 MiB reads QD8",
+		    "block tier O_DIRECT 1m QD8", false,
+		    durable_mode(b) ? NAN : 0.9,
+		    "vems cold sequential read / device sequential read");
+	bench_ratio(b, hw, "after / before", "", false, 0.9,
+		    "hot-set hit ratio after a one-pass scan / before");
+	lru_fini(&l);
+	free(offs);
+	free(bufs);
+	free(tr);
+	vems_obj_close(&co);
+	vems_obj_close(&ho);
 	vp_destroy(&vp);
 }
