@@ -92,6 +92,20 @@ commit(struct vems_pool *p, struct vems_entry *e, uint8_t state)
 	return vems__pmem_store64(p, &e->word, w);
 }
 
+/* A commit store made durable with the rest of set fs. */
+static void
+commit_add(struct vems_pool *p, struct vems_flushset *fs, struct vems_entry *e,
+	   uint8_t state)
+{
+	uint64_t w = 0;
+	if (state)
+		w = ((uint64_t)vems__entry_check(e, state) << 32) | state;
+	atomic_store_explicit((_Atomic uint64_t *)&e->word, w,
+			      memory_order_relaxed);
+	if (!VEMS_PLANTED(VEMS_PLANT_NO_FLUSH))
+		(void)vems__flush_add(p, fs, &e->word, sizeof(e->word));
+}
+
 /* DRAM counts of a transition (0: no state). Object held exclusively. */
 static void
 account(struct vems_pool *p, struct vems_objnode *n, int from, int to)
@@ -110,7 +124,7 @@ account(struct vems_pool *p, struct vems_objnode *n, int from, int to)
 
 int
 vems__ext_stage_new(struct vems_pool *p, struct vems_entry *e, uint64_t serial,
-		    uint32_t ext, uint32_t frame)
+		    uint32_t ext, uint32_t frame, struct vems_flushset *fs)
 {
 	/* free (word 0): nothing reads these fields until the commit */
 	atomic_store_explicit((_Atomic uint64_t *)&e->serial, serial,
@@ -119,7 +133,7 @@ vems__ext_stage_new(struct vems_pool *p, struct vems_entry *e, uint64_t serial,
 	e->frame = frame;
 	e->slot = 0;
 	e->crc = 0;
-	return vems__pmem_flush(p, e, offsetof(struct vems_entry, word));
+	return vems__flush_add(p, fs, e, offsetof(struct vems_entry, word));
 }
 
 int
@@ -138,11 +152,13 @@ vems__ext_commit_write(struct vems_pool *p, struct vems_objnode *n,
 		vems__pmem_drain(
 			p); /* data, staged fields before the entries */
 	bool late = false;
-	int ret = 0;
-	for (size_t i = 0; i < nw && ret == 0; i++) {
-		ret = commit(p, &p->entries[w[i].entry], VEMS_ES_PMEM);
+	struct vems_flushset fs = {0};
+	for (size_t i = 0; i < nw; i++) {
+		commit_add(p, &fs, &p->entries[w[i].entry], VEMS_ES_PMEM);
 		late |= !w[i].is_new;
 	}
+	/* on the msync path, one msync for all of them */
+	int ret = vems__flush_done(p, &fs);
 	if (ret)
 		return ret;
 	/*
@@ -345,6 +361,7 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 	}
 	uint32_t frames[PROMO_BATCH];
 	size_t done[PROMO_BATCH], nd = 0;
+	struct vems_flushset dfs = {0}, mfs = {0}; /* frames, entry fields */
 	pthread_rwlock_wrlock(&n->lock);
 	if (vems__pool_failed(p))
 		cnt = 0; /* best effort: nothing changes on a failed pool */
@@ -363,26 +380,32 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 			break; /* the spiller will make room for next time */
 		atomic_fetch_add_explicit(&p->fr[f].gen, 1,
 					  memory_order_relaxed);
-		/* the frame is unreferenced until the commit below */
-		if (vems__pmem_copy(p, vems__frame_addr(p, f), v[i].src,
-				    p->extent_size) != 0 ||
-		    vems__ext_stage_frame(p, e, f) != 0) {
-			vems__frames_unreserve(p, &f, 1);
-			continue;
-		}
+		/* the frame is unreferenced until the commit below; a BLOCK
+		 * entry's frame is not covered by its check */
+		(void)vems__pmem_copy_to(p, &dfs, vems__frame_addr(p, f),
+					 v[i].src, p->extent_size);
+		e->frame = f;
+		(void)vems__flush_add(p, &mfs, &e->frame, sizeof(e->frame));
 		frames[nd] = f;
 		done[nd++] = i;
 	}
-	vems__pmem_drain(p); /* frame bytes and field before the state */
-	for (size_t k = 0; k < nd; k++) {
-		struct vems_entry *e = &p->entries[v[done[k]].entry];
-		/*
-		 * Even if the msync fails the store is in memory (maybe on
-		 * media): the frame is the entry's either way, never handed
-		 * out again while it may be named (the pool has failed).
-		 */
-		(void)commit(p, e, VEMS_ES_BOTH);
+	/* on the msync path one msync each for the bytes and the fields */
+	if (vems__flush_done(p, &dfs) != 0 || vems__flush_done(p, &mfs) != 0) {
+		/* nothing committed: the frames are still ours (the pool
+		 * has failed and takes no more changes) */
+		vems__frames_unreserve(p, frames, nd);
+		nd = 0;
 	}
+	vems__pmem_drain(p); /* frame bytes and field before the state */
+	for (size_t k = 0; k < nd; k++)
+		commit_add(p, &mfs, &p->entries[v[done[k]].entry],
+			   VEMS_ES_BOTH);
+	/*
+	 * Even if the msync fails the stores are in memory (maybe on media):
+	 * the frames are the entries' either way, never handed out again
+	 * while they may be named (the pool has failed).
+	 */
+	(void)vems__flush_done(p, &mfs);
 	vems__pmem_drain(p); /* clean copy committed */
 	for (size_t k = 0; k < nd; k++) {
 		account(p, n, VEMS_ES_BLOCK, VEMS_ES_BOTH);
@@ -401,6 +424,8 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 		       struct vems_xspill *const *v, size_t cnt)
 {
 	int err = 0;
+	/* on the msync path, one msync per step for the whole group */
+	struct vems_flushset fs = {0};
 	for (size_t i = 0; i < cnt; i++) {
 		v[i]->res = 1;
 		if (v[i]->state != VEMS_ES_PMEM)
@@ -409,15 +434,15 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 		struct vems_entry *e = &p->entries[v[i]->entry];
 		e->slot = v[i]->slot;
 		e->crc = v[i]->crc;
-		if (!err)
-			err = vems__pmem_flush(
-				p, &e->slot, sizeof(e->slot) + sizeof(e->crc));
+		(void)vems__flush_add(p, &fs, &e->slot,
+				      sizeof(e->slot) + sizeof(e->crc));
 		/* the slot's page checks, filled when its write was queued */
-		if (!err && !VEMS_PLANTED(VEMS_PLANT_UNFLUSHED_PCHECKS))
-			err = vems__pmem_flush(
-				p, vems__slot_pchecks(p, v[i]->slot),
+		if (!VEMS_PLANTED(VEMS_PLANT_UNFLUSHED_PCHECKS))
+			(void)vems__flush_add(
+				p, &fs, vems__slot_pchecks(p, v[i]->slot),
 				(size_t)p->ppe * sizeof(uint32_t));
 	}
+	err = vems__flush_done(p, &fs);
 	if (!VEMS_PLANTED(VEMS_PLANT_TORN_ENTRY))
 		vems__pmem_drain(p); /* slots and crcs before the states */
 	bool stored[VEMS_SPILL_BATCH];
@@ -430,10 +455,12 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 			continue;
 		}
 		stored[i] = true;
-		int r = commit(p, &p->entries[v[i]->entry], VEMS_ES_BLOCK);
-		if (r)
-			v[i]->res = err = r;
+		commit_add(p, &fs, &p->entries[v[i]->entry], VEMS_ES_BLOCK);
 	}
+	/* every store is in memory, if its msync failed maybe not on media */
+	int r = err ? 0 : vems__flush_done(p, &fs);
+	for (size_t i = 0; i < cnt && r; i++)
+		v[i]->res = err = r;
 	if (!VEMS_PLANTED(VEMS_PLANT_EARLY_FRAME_FREE))
 		vems__pmem_drain(
 			p); /* the switches, before frames are reused */

@@ -39,11 +39,13 @@ vems__entry_owner(const struct vems_entry *e)
 /* --- the write path ---------------------------------------------------- */
 
 /*
- * A new entry's fields, written and flushed while it is still free (its
- * commit word 0): committed by vems__ext_commit_write after the data.
+ * A new entry's fields, written and flushed (with set fs) while it is
+ * still free (its commit word 0): committed by vems__ext_commit_write after
+ * the data.
  */
 int vems__ext_stage_new(struct vems_pool *p, struct vems_entry *e,
-			uint64_t serial, uint32_t ext, uint32_t frame);
+			uint64_t serial, uint32_t ext, uint32_t frame,
+			struct vems_flushset *fs);
 /* A BLOCK entry about to be wholly overwritten gets its new frame (not
  * covered by its check while BLOCK); committed like a new entry. */
 int vems__ext_stage_frame(struct vems_pool *p, struct vems_entry *e,

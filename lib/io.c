@@ -473,6 +473,7 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 	struct vems_xw w[PIECE_MAX];
 	uint32_t clean[PIECE_MAX], nclean = 0;
 	size_t nw = 0;
+	struct vems_flushset dfs = {0}, mfs = {0}; /* data, entry fields */
 	int ret;
 
 	for (uint32_t ext = pf; ext <= pl; ext++) {
@@ -565,14 +566,15 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 			/* bytes of this extent below the end that the write
 			 * does not cover must read as zeros */
 			if (in > 0)
-				ret = vems__pmem_zero(p, f, (size_t)in);
+				ret = vems__pmem_zero_to(p, &dfs, f,
+							 (size_t)in);
 			if (ret == 0 && in + chunk < live)
-				ret = vems__pmem_zero(
-					p, f + in + chunk,
+				ret = vems__pmem_zero_to(
+					p, &dfs, f + in + chunk,
 					(size_t)(live - in - chunk));
 			if (ret == 0)
 				ret = vems__ext_stage_new(p, e, n->serial, ext,
-							  fi);
+							  fi, &mfs);
 		} else {
 			fi = e->frame;
 			f = vems__frame_addr(p, fi);
@@ -581,11 +583,18 @@ write_piece(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		atomic_fetch_add_explicit(&p->fr[fi].gen, 1,
 					  memory_order_relaxed);
 		if (ret == 0)
-			ret = vems__pmem_copy(p, f + in, src + done, chunk);
+			ret = vems__pmem_copy_to(p, &dfs, f + in, src + done,
+						 chunk);
 		if (ret)
 			goto fail;
 		done += chunk;
 	}
+	/* on the msync path: one msync for the data, one for the fields */
+	ret = vems__flush_done(p, &dfs);
+	if (ret == 0)
+		ret = vems__flush_done(p, &mfs);
+	if (ret)
+		goto fail;
 	/* 2. commit (extent.c fences the data before the entries) */
 	if (nw > 0)
 		ret = vems__ext_commit_write(p, n, w, nw, size_follows);

@@ -54,6 +54,30 @@ vems__pmem_copy(struct vems_pool *p, void *dst, const void *src, size_t len)
 }
 
 int
+vems__pmem_copy_to(struct vems_pool *p, struct vems_flushset *s, void *dst,
+		   const void *src, size_t len)
+{
+	if (p->is_pmem) {
+		pmem_memcpy(dst, src, len, PMEM_F_MEM_NODRAIN);
+		return 0;
+	}
+	memcpy(dst, src, len);
+	return vems__flush_add(p, s, dst, len);
+}
+
+int
+vems__pmem_zero_to(struct vems_pool *p, struct vems_flushset *s, void *dst,
+		   size_t len)
+{
+	if (p->is_pmem) {
+		pmem_memset(dst, 0, len, PMEM_F_MEM_NODRAIN);
+		return 0;
+	}
+	memset(dst, 0, len);
+	return vems__flush_add(p, s, dst, len);
+}
+
+int
 vems__pmem_zero(struct vems_pool *p, void *dst, size_t len)
 {
 	if (p->is_pmem) {
@@ -72,6 +96,41 @@ vems__pmem_flush(struct vems_pool *p, const void *addr, size_t len)
 		return 0;
 	}
 	return msync_range(p, addr, len);
+}
+
+/*
+ * A set of ranges made durable together. The pmem path flushes each range
+ * as it is added (cache write-back is per line anyway); the msync path
+ * makes one msync over their span when the set is done, which writes back
+ * only the span's dirty pages, instead of an msync per range. That is
+ * sound because on the msync path any store may reach media at any time
+ * (the kernel writes dirty pages back when it likes): what the callers
+ * order is only that the set is durable before their next step.
+ */
+int
+vems__flush_add(struct vems_pool *p, struct vems_flushset *s, const void *addr,
+		size_t len)
+{
+	if (p->is_pmem) {
+		pmem_flush(addr, len);
+		return 0;
+	}
+	const uint8_t *a = addr;
+	if (s->lo == NULL || a < s->lo)
+		s->lo = a;
+	if (a + len > s->hi)
+		s->hi = a + len;
+	return 0;
+}
+
+int
+vems__flush_done(struct vems_pool *p, struct vems_flushset *s)
+{
+	int ret = 0;
+	if (!p->is_pmem && s->lo != NULL)
+		ret = msync_range(p, s->lo, (size_t)(s->hi - s->lo));
+	s->lo = s->hi = NULL;
+	return ret;
 }
 
 void

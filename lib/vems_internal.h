@@ -284,6 +284,19 @@ int vems__pmem_copy(struct vems_pool *p, void *dst, const void *src,
 		    size_t len);
 int vems__pmem_zero(struct vems_pool *p, void *dst, size_t len);
 int vems__pmem_flush(struct vems_pool *p, const void *addr, size_t len);
+/* Ranges made durable together (persist.c): on the msync path one msync
+ * over their span at vems__flush_done, on the pmem path a flush each. */
+struct vems_flushset {
+	const uint8_t *lo, *hi;
+};
+int vems__flush_add(struct vems_pool *p, struct vems_flushset *s,
+		    const void *addr, size_t len);
+int vems__flush_done(struct vems_pool *p, struct vems_flushset *s);
+/* vems__pmem_copy / vems__pmem_zero whose msync joins set s. */
+int vems__pmem_copy_to(struct vems_pool *p, struct vems_flushset *s,
+		       void *dst, const void *src, size_t len);
+int vems__pmem_zero_to(struct vems_pool *p, struct vems_flushset *s,
+		       void *dst, size_t len);
 void vems__pmem_drain(struct vems_pool *p);
 /* An 8-byte failure-atomic store, flushed (not drained). */
 int vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v);
