@@ -446,6 +446,27 @@ slug(char *out, size_t len, const char *in)
 	out[k] = 0;
 }
 
+/* The system a variant measures, as a colour index of the charts. */
+static int
+system_colour(const char *variant)
+{
+	static const char *const pre[] = {"vems", "block tier", "fio", "raw",
+					  "ordinary file"};
+	for (int k = 0; k < 5; k++)
+		if (strncmp(variant, pre[k], strlen(pre[k])) == 0)
+			return k + 1;
+	return 6;
+}
+
+static const char *
+system_name(int colour)
+{
+	static const char *const names[] = {"vems", "block tier", "fio",
+					    "raw pmem", "ordinary file",
+					    "other"};
+	return names[colour - 1];
+}
+
 static void
 plots(struct bench *b, const char *dir)
 {
@@ -510,37 +531,90 @@ plots(struct bench *b, const char *dir)
 		fprintf(g, "\nunset logscale x\nset yrange [*:*]\n");
 	}
 
-	/* throughput bars: every MiB/s or ops/s series without an x */
-	snprintf(dat, sizeof(dat), "%s/%s-throughput.dat", dir, b->mode);
-	FILE *d = fopen(dat, "w");
-	if (!d)
-		bench_die("cannot write %s", dat);
-	int bars = 0;
-	for (size_t i = 0; i < b->ns; i++) {
-		struct series *s = b->s[i];
-		if ((s->unit != U_MIBS && s->unit != U_OPS) || s->x != 0 ||
-		    !s->nrounds)
-			continue;
-		fprintf(d, "\"%s: %s (%s)\" %g\n", s->workload, s->variant,
-			unit_name(s->unit), shown(s->unit, series_median(s)));
-		bars++;
+	/*
+	 * Throughput: one panel per unit (MiB/s, kops/s), each workload's
+	 * bars together, one colour per system (vems, block tier, fio, raw
+	 * pmem, ordinary file), a gap between workloads.
+	 */
+	static const enum unit tunits[] = {U_MIBS, U_OPS};
+	int rows[2] = {0, 0};
+	for (int ui = 0; ui < 2; ui++) {
+		snprintf(dat, sizeof(dat), "%s/%s-throughput-%d.dat", dir,
+			 b->mode, ui);
+		FILE *d = fopen(dat, "w");
+		if (!d)
+			bench_die("cannot write %s", dat);
+		int y = 0;
+		for (size_t i = 0; i < b->ns; i++) {
+			struct series *s = b->s[i];
+			if (s->unit != tunits[ui] || s->x != 0 ||
+			    !s->nrounds)
+				continue;
+			bool first = true; /* of its workload, in this unit */
+			for (size_t j = 0; j < i && first; j++)
+				if (b->s[j]->unit == s->unit &&
+				    b->s[j]->x == 0 && b->s[j]->nrounds &&
+				    !strcmp(b->s[j]->workload, s->workload))
+					first = false;
+			if (!first)
+				continue;
+			if (y > 0)
+				y++; /* the gap between workloads */
+			for (size_t j = i; j < b->ns; j++) {
+				struct series *t = b->s[j];
+				if (t->unit != s->unit || t->x != 0 ||
+				    !t->nrounds ||
+				    strcmp(t->workload, s->workload))
+					continue;
+				fprintf(d, "%d %g %d \"%s: %s\"\n", y++,
+					shown(t->unit, series_median(t)),
+					system_colour(t->variant), t->workload,
+					t->variant);
+			}
+		}
+		fclose(d);
+		rows[ui] = y;
 	}
-	fclose(d);
-	if (bars)
+	int panels = (rows[0] > 0) + (rows[1] > 0);
+	if (panels) {
+		int h = 0;
+		for (int ui = 0; ui < 2; ui++)
+			h += rows[ui] ? 110 + 18 * rows[ui] : 0;
 		fprintf(g,
 			"set output '%s/%s-throughput.png'\n"
-			"set terminal pngcairo size 1200,%d noenhanced\n"
-			"set title 'throughput, medians (%s mode)'\n"
-			"set xlabel 'MiB/s or kops/s (log scale)'\n"
-			"set ylabel ''\nset logscale x\nset format x '%%g'\n"
-			"set style fill solid 0.6\nset yrange [-1:%d]\n"
-			"set xrange [1:*]\n"
-			"plot '%s' using 2:0:(1):2:($0-0.35):($0+0.35):"
-			"yticlabels(1) with boxxyerror notitle\n"
-			"unset logscale x\nset format x\n"
-			"set xrange [*:*]\nset yrange [*:*]\n"
-			"set terminal pngcairo size 900,560 noenhanced\n",
-			dir, b->mode, 120 + 28 * bars, b->mode, bars, dat);
+			"set terminal pngcairo size 1100,%d noenhanced\n"
+			"set multiplot layout %d,1 title 'throughput, medians "
+			"(%s mode), one panel per unit'\n"
+			"set style fill solid 0.7\nset logscale x\n"
+			"set format x '%%g'\nset key below horizontal\n"
+			"set ytics font ',8'\n",
+			dir, b->mode, 80 + h, panels, b->mode);
+		static const char *const uname[] = {"MiB/s", "kops/s"};
+		for (int ui = 0; ui < 2; ui++) {
+			if (rows[ui] == 0)
+				continue;
+			snprintf(dat, sizeof(dat), "%s/%s-throughput-%d.dat",
+				 dir, b->mode, ui);
+			fprintf(g,
+				"set title '%s'\nset xlabel '%s (log "
+				"scale)'\nset yrange [%d:-1]\n",
+				uname[ui], uname[ui], rows[ui]);
+			fprintf(g,
+				"plot '%s' using 2:1:(0):2:($1-0.4):($1+0.4):"
+				"3:ytic(4) with boxxyerror lc variable "
+				"notitle",
+				dat);
+			for (int k = 1; k <= 6; k++)
+				fprintf(g,
+					", NaN with boxes lc %d title '%s'", k,
+					system_name(k));
+			fprintf(g, "\n");
+		}
+		fprintf(g,
+			"unset multiplot\nunset logscale x\nset format x\n"
+			"set xrange [*:*]\nset yrange [*:*]\nset key default\n"
+			"set terminal pngcairo size 900,560 noenhanced\n");
+	}
 
 	/* hit ratio vs working set: ratio series with an x */
 	snprintf(dat, sizeof(dat), "%s/%s-hit-ratio.gp.dat", dir, b->mode);
