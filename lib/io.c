@@ -141,9 +141,9 @@ vems__bounce_alloc(const struct vems_pool *p, size_t len)
 bool vems__read_no_promote; /* tests: reads leave pmem as it is */
 
 void
-vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n,
-		uint32_t ext, uint64_t in, size_t chunk, size_t len,
-		const uint8_t *dst, struct vems_plan *pl)
+vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
+		uint64_t in, size_t chunk, size_t len, const uint8_t *dst,
+		struct vems_plan *pl)
 {
 	bool whole = in == 0 && chunk == p->extent_size;
 	bool scan = len >= VEMS_SCAN_EXTENTS * p->extent_size;

@@ -163,7 +163,7 @@ struct vems_entry {
 	uint32_t ext_index; /* extent number within the object */
 	uint32_t frame;	    /* valid in PMEM and BOTH */
 	uint32_t slot;	    /* valid in BOTH and BLOCK */
-	uint32_t crc;	    /* CRC-32C of the slot's page checks (BOTH, BLOCK) */
+	uint32_t crc;	    /* CRC-32C of its page check row */
 	union {
 		uint64_t word; /* the commit word: state | check << 32 */
 		struct {

@@ -58,21 +58,20 @@ vems__pages_verify(struct vems_pool *p, const struct vems_objnode *n,
 	uint32_t rc = vems__crc32c(row, (size_t)p->ppe * sizeof(*row));
 	if (rc != crc) {
 		VEMS_STAT_ADD(p, checksum_failures, 1);
-		return vems__fail(-EIO,
-				  "object %" PRIu64 ".%" PRIu64
-				  " offset %" PRIu64
-				  ": the page checks of block slot %u are "
-				  "damaged (expected %08x, found %08x)",
-				  n->oid.partition, n->oid.id, off, slot, crc,
-				  rc);
+		return vems__fail(
+			-EIO,
+			"object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+			": the page checks of block slot %u are "
+			"damaged (expected %08x, found %08x)",
+			n->oid.partition, n->oid.id, off, slot, crc, rc);
 	}
 	const uint8_t *b = buf;
 	for (uint32_t i = 0; i < npg; i++) {
 		uint32_t got = vems__crc32c(b + (uint64_t)i * VEMS_PAGE_SIZE,
 					    VEMS_PAGE_SIZE);
 		if (got != row[pg + i])
-			return vems__crc_fail(
-				p, n, ext, slot, pg + i, row[pg + i], got);
+			return vems__crc_fail(p, n, ext, slot, pg + i,
+					      row[pg + i], got);
 	}
 	return 0;
 }

@@ -35,8 +35,6 @@
 /* libpmemobj's own space: lanes and headers (~4 MiB), plus per zone. */
 #define OBJ_BASE_OVERHEAD (5 * MIB)
 
-
-
 /*
  * The entry table is allocated in whole MiB: libpmemobj serves smaller
  * allocations from runs of an allocation class, which in a small pool can

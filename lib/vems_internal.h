@@ -293,10 +293,10 @@ int vems__flush_add(struct vems_pool *p, struct vems_flushset *s,
 		    const void *addr, size_t len);
 int vems__flush_done(struct vems_pool *p, struct vems_flushset *s);
 /* vems__pmem_copy / vems__pmem_zero whose msync joins set s. */
-int vems__pmem_copy_to(struct vems_pool *p, struct vems_flushset *s,
-		       void *dst, const void *src, size_t len);
-int vems__pmem_zero_to(struct vems_pool *p, struct vems_flushset *s,
-		       void *dst, size_t len);
+int vems__pmem_copy_to(struct vems_pool *p, struct vems_flushset *s, void *dst,
+		       const void *src, size_t len);
+int vems__pmem_zero_to(struct vems_pool *p, struct vems_flushset *s, void *dst,
+		       size_t len);
 void vems__pmem_drain(struct vems_pool *p);
 /* An 8-byte failure-atomic store, flushed (not drained). */
 int vems__pmem_store64(struct vems_pool *p, uint64_t *dst, uint64_t v);
@@ -312,9 +312,9 @@ enum vems_plant {
 	VEMS_PLANT_NO_FLUSH = 1,   /* entry commit store never flushed */
 	VEMS_PLANT_NO_FENCE = 2,   /* no fence between data and entries */
 	VEMS_PLANT_TORN_ENTRY = 3, /* a spill's slot/crc and state unordered */
-	VEMS_PLANT_EARLY_FRAME_FREE = 4, /* frame reused before the switch */
-	VEMS_PLANT_EARLY_SPILL_ACK = 5,	 /* spill commits before the sync */
-	VEMS_PLANT_PHANTOM_WRITE = 6,	 /* a block write counted, never run */
+	VEMS_PLANT_EARLY_FRAME_FREE = 4,  /* frame reused before the switch */
+	VEMS_PLANT_EARLY_SPILL_ACK = 5,	  /* spill commits before the sync */
+	VEMS_PLANT_PHANTOM_WRITE = 6,	  /* a block write counted, never run */
 	VEMS_PLANT_UNFLUSHED_PCHECKS = 7, /* a slot's page checks not flushed */
 };
 #ifdef VEMS_PLANT_BUGS

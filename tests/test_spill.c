@@ -631,8 +631,8 @@ test_promotion_and_clean_drop(void **state)
  * x), so the first ones are the first spilled; *shadow holds its bytes.
  */
 static struct vems_obj *
-written_object(struct tu_pool *tp, uint64_t part, uint64_t next,
-	       uint64_t seed0, uint8_t **shadow, uint64_t *size)
+written_object(struct tu_pool *tp, uint64_t part, uint64_t next, uint64_t seed0,
+	       uint8_t **shadow, uint64_t *size)
 {
 	uint64_t es = tp->pool->extent_size;
 	*shadow = calloc(1, (size_t)(next * es));
@@ -740,19 +740,17 @@ test_partial_miss_reads_pages(void **state)
 
 	/* a damaged page fails the reads that need it, and only those */
 	uint32_t slot = ext_slot(o, 6);
-	uint64_t at = tp.pool->block_data_off + (uint64_t)slot * es +
-		5 * 4096 + 17;
+	uint64_t at =
+		tp.pool->block_data_off + (uint64_t)slot * es + 5 * 4096 + 17;
 	int fd = open(tp.block, O_RDWR);
 	assert_true(fd >= 0);
 	uint8_t c;
 	assert_int_equal(pread(fd, &c, 1, (off_t)at), 1);
 	c ^= 0x40;
 	assert_int_equal(pwrite(fd, &c, 1, (off_t)at), 1);
-	assert_int_equal(vems_obj_pread(o, buf, 4096, 6 * es + 4 * 4096),
-			 4096);
+	assert_int_equal(vems_obj_pread(o, buf, 4096, 6 * es + 4 * 4096), 4096);
 	assert_memory_equal(buf, shadow + 6 * es + 4 * 4096, 4096);
-	assert_int_equal(vems_obj_pread(o, buf, 4096, 6 * es + 5 * 4096),
-			 -EIO);
+	assert_int_equal(vems_obj_pread(o, buf, 4096, 6 * es + 5 * 4096), -EIO);
 	assert_non_null(strstr(vems_errormsg(), "page 5 of block slot"));
 	assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 1);
 	c ^= 0x40;
@@ -764,8 +762,7 @@ test_partial_miss_reads_pages(void **state)
 	slot = ext_slot(o, 7);
 	uint32_t *row = vems__slot_pchecks(tp.pool, slot);
 	row[2] ^= 1;
-	assert_int_equal(vems_obj_pread(o, buf, 4096, 7 * es + 9 * 4096),
-			 -EIO);
+	assert_int_equal(vems_obj_pread(o, buf, 4096, 7 * es + 9 * 4096), -EIO);
 	assert_non_null(strstr(vems_errormsg(), "page checks"));
 	assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 1);
 	row[2] ^= 1;
