@@ -461,9 +461,9 @@ system_colour(const char *variant)
 static const char *
 system_name(int colour)
 {
-	static const char *const names[] = {"vems", "block tier", "fio",
-					    "raw pmem", "ordinary file",
-					    "other"};
+	static const char *const names[] = {"vems",	     "block tier",
+					    "fio",	     "raw pmem",
+					    "ordinary file", "other"};
 	return names[colour - 1];
 }
 
@@ -547,8 +547,7 @@ plots(struct bench *b, const char *dir)
 		int y = 0;
 		for (size_t i = 0; i < b->ns; i++) {
 			struct series *s = b->s[i];
-			if (s->unit != tunits[ui] || s->x != 0 ||
-			    !s->nrounds)
+			if (s->unit != tunits[ui] || s->x != 0 || !s->nrounds)
 				continue;
 			bool first = true; /* of its workload, in this unit */
 			for (size_t j = 0; j < i && first; j++)
@@ -605,9 +604,8 @@ plots(struct bench *b, const char *dir)
 				"notitle",
 				dat);
 			for (int k = 1; k <= 6; k++)
-				fprintf(g,
-					", NaN with boxes lc %d title '%s'", k,
-					system_name(k));
+				fprintf(g, ", NaN with boxes lc %d title '%s'",
+					k, system_name(k));
 			fprintf(g, "\n");
 		}
 		fprintf(g,
