@@ -146,11 +146,12 @@ vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 		struct vems_plan *pl)
 {
 	bool whole = in == 0 && chunk == p->extent_size;
-	bool scan = len >= VEMS_SCAN_EXTENTS * p->extent_size;
+	bool scan = len >= VEMS_SCAN_EXTENTS * p->extent_size &&
+		len >= VEMS_SCAN_BYTES;
 	/*
 	 * A read of a whole extent brings it back (S3-FIFO admission:
 	 * probation, or the main queue if it was evicted lately), unless the
-	 * call is a scan (it spans VEMS_SCAN_EXTENTS extents or more): a
+	 * call is a scan (VEMS_SCAN_EXTENTS extents and VEMS_SCAN_BYTES): a
 	 * scan's extents come back only if missed lately too, so a one-pass
 	 * scan costs no copy into pmem and leaves its contents alone. A read
 	 * of part of an extent reads only its pages, unless the extent was

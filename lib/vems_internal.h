@@ -574,7 +574,9 @@ struct vems_plan {
 	uint32_t pg, npg;
 	bool bounce, promote, hot;
 };
-#define VEMS_SCAN_EXTENTS 4 /* a read this many extents long is a scan */
+/* a read at least this many extents and bytes long is a scan */
+#define VEMS_SCAN_EXTENTS 4
+#define VEMS_SCAN_BYTES (256u << 10)
 void vems__miss_plan(struct vems_pool *p, const struct vems_objnode *n,
 		     uint32_t ext, uint64_t in, size_t chunk, size_t len,
 		     const uint8_t *dst, struct vems_plan *pl);
