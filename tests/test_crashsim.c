@@ -162,6 +162,7 @@ struct shared {
 };
 
 static struct shared *S;
+static void set_deadline(double t);
 static double now(void);
 static uint8_t *s_media, *s_bdur, *s_model[NOBJ];
 static struct cand *s_cand;
@@ -524,10 +525,10 @@ w_submit(struct vems_bq *q, struct vems_bio *const *v, size_t n)
 		for (size_t i = 0; i < n; i++)
 			v_block_writes += v[i]->write;
 	int ret = W->real->ops->submit(q, v, n);
-	if (ret && role == 1 && T.on) {
-		/* not started: none of them can land */
+	if ((size_t)ret < n && role == 1 && T.on) {
+		/* those not started (the last ones) can never land */
 		pthread_mutex_lock(&G);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = (size_t)ret; i < n; i++)
 			for (size_t k = 0; k < B.ninflight; k++)
 				if (B.inflight[k] == v[i])
 					B.inflight[k] =
@@ -2269,7 +2270,7 @@ test_sweep(void **state)
 	selection(sweep_mode ? 12 : 6, 3, 3, 512);
 	uint64_t id = 0, nseq = 0;
 	double t0 = now();
-	S->deadline = t0 + budget_s;
+	set_deadline(t0 + budget_s);
 	int seq[3];
 	for (int len = 1; len <= 3; len++) {
 		uint64_t total = 1;
@@ -2289,7 +2290,7 @@ test_sweep(void **state)
 		}
 	}
 out:
-	S->deadline = 0;
+	set_deadline(0);
 	n_sequences = nseq;
 	print_message("sweep: %llu sequences, %.1f s%s\n",
 		      (unsigned long long)nseq, now() - t0,
@@ -2330,7 +2331,7 @@ test_random(void **state)
 		return;
 	}
 	double t0 = now();
-	S->deadline = t0 + budget_s;
+	set_deadline(t0 + budget_s);
 	unsigned i = 0;
 	/*
 	 * Outside the sweep, 1% of each workload's crash points: more and
@@ -2341,7 +2342,7 @@ test_random(void **state)
 	 */
 	for (; i < nruns && now() - t0 <= budget_s; i++)
 		random_workload(base_seed + i, sweep_mode ? 0.2 : 0.01);
-	S->deadline = 0;
+	set_deadline(0);
 	n_random = i;
 	print_message("random: %u workloads from seed %llu, %.1f s%s\n", i,
 		      (unsigned long long)base_seed, now() - t0,
@@ -2376,7 +2377,7 @@ test_threads(void **state)
 	selection(6, 2, 3, 1024);
 	unsigned n = sweep_mode ? 100 : 20;
 	double t0 = now();
-	S->deadline = t0 + budget_s;
+	set_deadline(t0 + budget_s);
 	unsigned ran = 0;
 	for (unsigned i = 0; i < n && now() - t0 <= budget_s; i++, ran++) {
 		uint64_t seed = base_seed + 1000000 + i;
@@ -2403,7 +2404,7 @@ test_threads(void **state)
 		cur_workload = "";
 		check_failures();
 	}
-	S->deadline = 0;
+	set_deadline(0);
 	n_threaded = ran;
 	print_message("threads: %u workloads, %.1f s\n", ran, now() - t0);
 }
@@ -2560,6 +2561,53 @@ test_summary(void **state)
 	assert_int_equal(S->violations, 0);
 }
 
+/*
+ * A test case that overruns its budget by wd_grace has hung (a wait that
+ * never ends, in this process or the verifier): print both processes'
+ * stacks (gdb, when there is one) and abort, rather than leave ctest's
+ * timeout to kill it without a word.
+ */
+static double wd_grace = 180;	   /* s; VEMS_CRASHSIM_WATCHDOG */
+static _Atomic double wd_deadline; /* S->deadline, for the watchdog */
+
+static void
+set_deadline(double t)
+{
+	S->deadline = t;
+	atomic_store(&wd_deadline, t);
+}
+
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		sleep(5);
+		double d = atomic_load(&wd_deadline);
+		if (d <= 0 || now() < d + wd_grace)
+			continue;
+		fprintf(stderr,
+			"crashsim: %.0f s past a test case's time budget: "
+			"hung; the stacks of the workload (%d) and the "
+			"verifier (%d):\n",
+			now() - d, (int)getpid(), (int)srv_pid);
+		char cmd[256];
+		int pids[2] = {(int)getpid(), (int)srv_pid};
+		for (int i = 0; i < 2; i++) {
+			snprintf(
+				cmd, sizeof(cmd),
+				"gdb -q -batch -p %d -ex 'thread apply all bt' "
+				"1>&2 2>/dev/null </dev/null",
+				pids[i]);
+			if (system(cmd) != 0)
+				fprintf(stderr, "crashsim: (no gdb stacks)\n");
+		}
+		kill(srv_pid, SIGKILL);
+		abort();
+	}
+	return NULL;
+}
+
 int
 main(void)
 {
@@ -2590,6 +2638,12 @@ main(void)
 	srv_req = rq[1];
 	srv_resp = rs[0];
 	signal(SIGPIPE, SIG_IGN);
+	const char *e = getenv("VEMS_CRASHSIM_WATCHDOG");
+	wd_grace = e ? strtod(e, NULL) : wd_grace;
+	pthread_t wd;
+	if (pthread_create(&wd, NULL, watchdog_main, NULL) != 0 ||
+	    pthread_detach(wd) != 0)
+		return 1;
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_selfcheck_fence),
