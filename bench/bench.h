@@ -113,6 +113,7 @@ void wl_default_misses(struct bench *b);
 void wl_cold_scan(struct bench *b);
 void wl_threads(struct bench *b);
 void wl_open_scale(struct bench *b);
+void wl_small_objects(struct bench *b);
 void wl_mechanisms(struct bench *b);
 
 #endif /* VEMS_BENCH_H */

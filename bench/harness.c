@@ -43,6 +43,8 @@ static const struct workload {
 	{"cold-scan", wl_cold_scan,
 	 "1 MiB sequential reads of a cold 8x-pmem object; the hot set after"},
 	{"threads", wl_threads, "1 and 2 threads on disjoint objects"},
+	{"small-objects", wl_small_objects,
+	 "10,000 objects of 100 B-8 KiB: space, create and read rates"},
 	{"open-scale", wl_open_scale,
 	 "open time and DRAM per mapped extent, 1e4-1e6 extents"},
 	{"mechanisms", wl_mechanisms,
