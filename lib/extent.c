@@ -372,6 +372,18 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 		    e->slot != v[i].slot ||
 		    vems__xidx_get(&n->idx, v[i].ext) != v[i].entry)
 			continue;
+		/*
+		 * Twice in one batch (two async reads of the same extent
+		 * reaped together): the state switches only below, so the
+		 * checks above pass again. Once is enough: a second frame
+		 * would replace the first, left neither free nor used, and
+		 * the extent would be counted clean twice.
+		 */
+		bool twice = false;
+		for (size_t k = 0; k < nd && !twice; k++)
+			twice = v[done[k]].entry == v[i].entry;
+		if (twice)
+			continue;
 		uint32_t f;
 		pthread_mutex_lock(&p->alloc_lock);
 		bool ok = vems__fl_pop(&p->free_frames, &f);

@@ -662,6 +662,48 @@ ext_slot(struct vems_obj *o, uint32_t ext)
 	return slot;
 }
 
+/*
+ * Two async reads of one spilled extent reaped together bring it back
+ * twice in one batch: the promotion must take one frame, not two (the
+ * second replaced the first, which was then neither free nor used, and
+ * the extent was counted clean twice: seen by vems_pool_check under load).
+ */
+static void
+test_promote_twice_in_a_batch(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	const uint64_t es = 64 * KIB;
+	create_wm(&tp, "promo2", 16 * MIB, 64 * MIB, es, 0);
+	uint64_t frames = pmem_extents(tp.pool), size;
+	uint8_t *shadow;
+	struct vems_obj *o =
+		written_object(&tp, 13, frames + 8, 700, &shadow, &size);
+	assert_int_equal(ext_state(o, 0), VEMS_ES_BLOCK);
+	/* frames free for it: the last extents cut */
+	TU_OK(vems_obj_truncate(o, (frames + 4) * es));
+	size = (frames + 4) * es;
+	pthread_rwlock_rdlock(&o->node->lock);
+	uint32_t ei = vems__xidx_get(&o->node->idx, 0);
+	pthread_rwlock_unlock(&o->node->lock);
+	struct vems_promo pr[2] = {
+		{0, ei, ext_slot(o, 0), shadow, false, false},
+		{0, ei, ext_slot(o, 0), shadow, false, false}};
+	struct vems_pool_stats s0 = stats(tp.pool);
+	vems__promote(tp.pool, o->node, pr, 2);
+	struct vems_pool_stats s1 = stats(tp.pool);
+	assert_int_equal(ext_state(o, 0), VEMS_ES_BOTH);
+	assert_int_equal(s1.promotions, s0.promotions + 1);
+	assert_int_equal(s1.extents_both, s0.extents_both + 1);
+	assert_int_equal(s1.pmem_bytes_free, s0.pmem_bytes_free - es);
+	check_pool(tp.pool);
+	read_shadow(o, shadow, 0, (size_t)es);
+	assert_int_equal(stats(tp.pool).pmem_hits, s1.pmem_hits + 1);
+	vems_obj_close(&o);
+	free(shadow);
+	tu_destroy(&tp);
+}
+
 /* Bytes the pool has read from the block file for data so far. */
 static uint64_t
 block_bytes(struct vems_pool *pool)
@@ -1421,6 +1463,7 @@ main(void)
 		cmocka_unit_test(test_busy_object_no_enospc),
 		/* last: it may crash the process (see the test) */
 		cmocka_unit_test(test_read_many_spilled),
+		cmocka_unit_test(test_promote_twice_in_a_batch),
 		cmocka_unit_test(test_partial_miss_reads_pages),
 		cmocka_unit_test(test_null_config_watermark),
 		cmocka_unit_test(test_slot_pins_do_not_wrap),
