@@ -402,7 +402,7 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 		bool ok = vems__fl_pop(&p->free_frames, &f);
 		pthread_mutex_unlock(&p->alloc_lock);
 		if (!ok)
-			break; /* the spiller will make room for next time */
+			break; /* taken by others since the room was made */
 		atomic_fetch_add_explicit(&p->fr[f].gen, 1,
 					  memory_order_relaxed);
 		/* the frame is unreferenced until the commit below; a BLOCK

@@ -560,8 +560,10 @@ struct vems_promo {
 	bool hot;     /* evicted lately (a ghost hit): main queue */
 };
 /* Brings verified copies back into free frames as clean extents (best
- * effort); takes n's lock exclusively. In extent.c; the caller kicks the
- * spiller afterwards (vems__spill_kick). */
+ * effort). With too few frames free it first evicts the policy's next
+ * victims (vems__spill: may write a dirty one), holding nothing, then
+ * takes n's lock exclusively. In extent.c; the caller kicks the spiller
+ * afterwards (vems__spill_kick). */
 void vems__promote(struct vems_pool *p, struct vems_objnode *n,
 		   struct vems_promo *v, size_t cnt);
 /* A buffer of len bytes aligned for the backend. */
