@@ -42,7 +42,7 @@ extern "C" {
 #define VEMS_VERSION_MINOR 1
 #define VEMS_VERSION_PATCH 0
 /* The on-media format this library writes and reads. */
-#define VEMS_FORMAT_VERSION 3
+#define VEMS_FORMAT_VERSION 4
 
 /* The library's version as "MAJOR.MINOR.PATCH" (of the loaded library). */
 VEMS_API const char *vems_version(void);

@@ -156,6 +156,7 @@ snapshot_slots(struct vems_pool *p, struct vems_objnode **v, size_t cnt,
 		r[n] = (struct slotref){
 			i, e->slot, e->crc, e->ext_index, e->serial, o->oid};
 		if (e->state == VEMS_ES_BOTH && e->frame < p->nframes &&
+		    vems__frame_addr(p, e->frame) &&
 		    vems__pchecks_crc(p, vems__frame_addr(p, e->frame)) !=
 			    e->crc)
 			slot_problem(c, p, &r[n],
@@ -297,6 +298,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	struct vems_super *sb = p->sb;
 	if (sb->csum != vems__crc32c(sb, offsetof(struct vems_super, csum)))
 		problem(&c, "superblock checksum mismatch");
+	for (uint32_t k = 0; k < p->nchunks; k++)
+		if (!vems__chunk_slot_ok(p, k))
+			problem(&c,
+				"chunk table slot %u is damaged or names "
+				"another chunk than the one in use",
+				k);
 	for (size_t i = 1; i < cnt; i++)
 		if (v[i]->serial == v[i - 1]->serial)
 			problem(&c, "two objects share serial %" PRIu64,
@@ -344,7 +351,9 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			continue;
 		}
 		nstate[e->state]++;
-		if (in_pmem && (e->frame >= p->nframes || fused[e->frame]++))
+		if (in_pmem &&
+		    (e->frame >= p->nframes || !vems__frame_addr(p, e->frame) ||
+		     fused[e->frame]++))
 			problem(&c,
 				"entry %u: frame %u out of range or "
 				"shared",
@@ -381,11 +390,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	/* free lists: exactly the unused frames and slots */
 	for (uint32_t i = 0; i < p->free_frames.n; i++) {
 		uint32_t f = p->free_frames.v[i];
-		if (f >= p->nframes || fused[f]++)
-			problem(&c, "frame %u is free and in use", f);
+		if (f >= p->nframes || !vems__frame_addr(p, f) || fused[f]++)
+			problem(&c, "frame %u is free and in use, or is none",
+				f);
 	}
 	for (uint32_t f = 0; f < p->nframes; f++)
-		if (!fused[f])
+		if (!fused[f] && vems__frame_addr(p, f))
 			problem(&c, "frame %u is neither free nor used", f);
 	for (uint32_t i = 0; i < p->free_slots.n; i++) {
 		uint32_t s = p->free_slots.v[i];

@@ -563,7 +563,9 @@ vems__ext_scan(struct vems_pool *p, struct vems_xscan *s)
 		bool in_block =
 			e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK;
 		if ((in_pmem &&
-		     (e->frame >= p->nframes || s->frame_used[e->frame]++)) ||
+		     (e->frame >= p->nframes ||
+		      !vems__frame_addr(p, e->frame) ||
+		      s->frame_used[e->frame]++)) ||
 		    (in_block &&
 		     (e->slot >= p->nslots || s->slot_used[e->slot]++)))
 			return vems__fail(VEMS_E_CORRUPT,
@@ -628,7 +630,7 @@ vems__ext_repair(struct vems_pool *p, struct vems_xscan *s)
 		if (p->entries[i].word == 0)
 			vems__fl_push(&p->free_entries, i);
 	for (uint32_t f = p->nframes; f-- > 0;)
-		if (!s->frame_used[f])
+		if (!s->frame_used[f] && vems__frame_addr(p, f))
 			vems__fl_push(&p->free_frames, f);
 	for (uint32_t x = p->nslots; x-- > 0;)
 		if (!s->slot_used[x])

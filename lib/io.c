@@ -630,7 +630,7 @@ pmem_only(struct vems_pool *p, struct vems_objnode *n, uint64_t off,
 {
 	uint32_t pf = (uint32_t)(off >> p->extent_shift);
 	uint32_t pl = (uint32_t)((end - 1) >> p->extent_shift);
-	if (pl - pf + 1 > PIECE_MAX || pl - pf + 1 > p->nframes / 2)
+	if (pl - pf + 1 > PIECE_MAX || pl - pf + 1 > p->frames_present / 2)
 		return false;
 	for (uint64_t ext = pf; ext <= pl; ext++) {
 		uint32_t ei = vems__xidx_get(&n->idx, (uint32_t)ext);
@@ -700,7 +700,7 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 		return ret;
 
 	/* pieces of at most PIECE_MAX extents, and at most half of pmem */
-	uint64_t piece_ext = p->nframes / 2 ? p->nframes / 2 : 1;
+	uint64_t piece_ext = p->frames_present / 2 ? p->frames_present / 2 : 1;
 	if (piece_ext > PIECE_MAX)
 		piece_ext = PIECE_MAX;
 	for (uint64_t pos = off; pos < end;) {
@@ -798,7 +798,7 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 					 "pmem is full: no extent could be "
 					 "evicted for 10 s (all %u frames in "
 					 "use by writes in progress)",
-					 obj->pool->nframes);
+					 obj->pool->frames_present);
 			break;
 		}
 		if (w > 0)

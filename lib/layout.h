@@ -17,7 +17,13 @@
  *                      table uint32_t[nslots][extent_size / page] (the
  *                      CRC-32C of each page of each block slot), one
  *                      allocation
- *     data area        nframes extent frames, one allocation
+ *     chunk table      struct vems_chunk[nchunks], one allocation
+ *     data chunks      type DATA allocations of chunk_frames extent frames
+ *                      each (frame 0 page-aligned inside it), named by the
+ *                      chunk table; frame f is frame f % chunk_frames of
+ *                      chunk f / chunk_frames. A table slot may be empty:
+ *                      its frames do not exist, and the heap space is free
+ *                      for metadata.
  *
  * block file: struct vems_block_hdr in its first 4 KiB, then nslots extent
  *   slots. Which slot holds what is recorded only in the entry table.
@@ -45,7 +51,12 @@
  * of its slot's row of that table, so a read of part of a spilled extent
  * reads and verifies only the pages it needs.
  */
-#define VEMS_FORMAT 3u
+/*
+ * 4: the data area is a table of chunks, each its own libpmemobj
+ * allocation, instead of one allocation: pmem is shared by data and
+ * metadata, a chunk at a time.
+ */
+#define VEMS_FORMAT 4u
 #define VEMS_SUPER_MAGIC "VEMSPOOL"
 #define VEMS_BLOCK_MAGIC "VEMSBLK1"
 /* Longest block path that fits the layout name next to the other fields. */
@@ -60,6 +71,7 @@ enum vems_type {
 	VEMS_TYPE_NAME = 2,
 	VEMS_TYPE_ENTRIES = 3,
 	VEMS_TYPE_DATA = 4,
+	VEMS_TYPE_CHUNKS = 5,
 };
 
 /*
@@ -75,13 +87,13 @@ struct vems_super {
 	uint8_t block_uuid[16];
 	uint64_t pmem_size; /* file size, 0 for a device */
 	uint64_t extent_size;
-	uint64_t nframes;	 /* extent frames in the data area */
+	uint64_t nframes;	 /* frames the chunk table can name */
 	uint64_t nslots;	 /* extent slots in the block file */
 	uint64_t nentries;	 /* entry table length */
 	uint64_t block_data_off; /* offset of slot 0 in the block file */
 	PMEMoid entries;	 /* entry table, then page check table */
-	PMEMoid data;		 /* nframes * extent_size (+ alignment) */
-	uint64_t data_align;	 /* offset of frame 0 within `data` */
+	PMEMoid chunks;		 /* struct vems_chunk[nframes / chunk_frames] */
+	uint64_t chunk_frames;	 /* frames in a data chunk */
 	uint8_t reserved[56];
 	char block_path[VEMS_BLOCK_PATH_MAX + 1];
 	uint8_t pad[3];
@@ -176,6 +188,18 @@ struct vems_entry {
 static_assert(sizeof(struct vems_entry) == 32, "entry layout");
 static_assert(offsetof(struct vems_entry, word) == 24, "entry layout");
 static_assert(offsetof(struct vems_entry, check) == 28, "entry layout");
+
+/*
+ * A slot of the chunk table: the data chunk's offset in the pool (0: none)
+ * and the CRC-32C of (its index, off) in `check`. Changed only inside
+ * libpmemobj transactions, together with the allocation it names.
+ */
+struct vems_chunk {
+	uint64_t off;
+	uint32_t check;
+	uint32_t pad;
+};
+static_assert(sizeof(struct vems_chunk) == 16, "chunk layout");
 
 /* The block file's header, in its first 4 KiB. */
 struct vems_block_hdr {

@@ -50,8 +50,10 @@ vems__pol_init(struct vems_pool *p)
 		return vems__fail(-ENOMEM, "out of memory");
 	p->ghost_mask = g - 1;
 	p->seen_mask = sg - 1;
-	for (uint32_t f = 0; f < p->nframes; f++)
+	for (uint32_t f = 0; f < p->nframes; f++) {
 		p->fr[f].prev = p->fr[f].next = NIL;
+		p->fr[f].addr = vems__frame_addr_slow(p, f);
+	}
 	p->small.head = p->small.tail = NIL;
 	p->main.head = p->main.tail = NIL;
 	pthread_mutex_init(&p->pol_lock, NULL);

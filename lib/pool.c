@@ -298,6 +298,7 @@ pool_free(struct vems_pool *p)
 	free(p->slot_pins);
 	free(p->slot_flags);
 	vems__pol_fini(p);
+	vems__chunks_detach(p);
 	if (p->be)
 		p->be->ops->close(p->be);
 	if (p->pop)
@@ -321,7 +322,7 @@ pool_free(struct vems_pool *p)
 }
 
 /* Points the DRAM handle at the pool's structures; decides persistence. */
-static void
+static int
 attach_map(struct vems_pool *p)
 {
 	struct vems_super *sb = p->sb;
@@ -333,13 +334,22 @@ attach_map(struct vems_pool *p)
 	p->entries = pmemobj_direct(sb->entries);
 	p->pchecks = (uint32_t *)(p->entries + p->nentries);
 	p->ppe = (uint32_t)(sb->extent_size / VEMS_PAGE_SIZE);
-	p->frames = (uint8_t *)pmemobj_direct(sb->data) + sb->data_align;
+	int ret = vems__chunks_attach(p);
+	if (ret)
+		return ret;
 	/*
 	 * Decided once: real pmem (or PMEM_IS_PMEM_FORCE) is flushed with
-	 * cache write-back + fence, anything else with msync.
+	 * cache write-back + fence, anything else with msync. One chunk
+	 * stands for all: they are parts of one mapping.
 	 */
-	p->is_pmem = pmem_is_pmem(p->frames,
-				  (size_t)p->nframes * p->extent_size) != 0;
+	for (uint32_t c = 0; c < p->nchunks; c++)
+		if (p->chunk_base[c]) {
+			p->is_pmem = pmem_is_pmem(p->chunk_base[c],
+						  (size_t)p->chunk_frames *
+							  p->extent_size) != 0;
+			break;
+		}
+	return 0;
 }
 
 /* The capacity tier and the mapping's access pattern. */
@@ -347,25 +357,26 @@ static int
 attach(struct vems_pool *p, const struct vems_config *cfg)
 {
 	struct vems_super *sb = p->sb;
-	attach_map(p);
-	if (!p->is_pmem) {
-		/*
-		 * An msync writes back whole folios; with the kernel's large
-		 * folios a 4 KiB durable write costs ~2 MiB of write-back.
-		 * MADV_RANDOM keeps page-sized folios for the data area.
-		 */
-		uintptr_t a = (uintptr_t)p->frames & ~(uintptr_t)4095;
-		(void)madvise((void *)a, (size_t)p->nframes * p->extent_size,
-			      MADV_RANDOM);
-	}
+	int ret = attach_map(p);
+	if (ret)
+		return ret;
+	/*
+	 * An msync writes back whole folios; with the kernel's large folios
+	 * a 4 KiB durable write costs ~2 MiB of write-back. MADV_RANDOM
+	 * keeps page-sized folios for the data chunks.
+	 */
+	for (uint32_t c = 0; c < p->nchunks && !p->is_pmem; c++)
+		if (p->chunk_base[c])
+			(void)madvise(p->chunk_base[c],
+				      (size_t)p->chunk_frames * p->extent_size,
+				      MADV_RANDOM);
 	/* the capacity tier: O_DIRECT where real, one sync per batch */
 	unsigned bf = cfg ? cfg->block_flags : 0;
 	p->block_data_off = sb->block_data_off;
-	int ret =
-		vems__uring_open(p->block_fd, p->block_path,
-				 (bf & VEMS_BLOCK_DSYNC) ? VEMS_BSYNC_DSYNC
-							 : VEMS_BSYNC_FDATASYNC,
-				 !(bf & VEMS_BLOCK_BUFFERED), &p->be);
+	ret = vems__uring_open(p->block_fd, p->block_path,
+			       (bf & VEMS_BLOCK_DSYNC) ? VEMS_BSYNC_DSYNC
+						       : VEMS_BSYNC_FDATASYNC,
+			       !(bf & VEMS_BLOCK_BUFFERED), &p->be);
 	if (ret)
 		return ret;
 	if (vems__backend_wrap && (ret = vems__backend_wrap(&p->be)))
@@ -413,6 +424,8 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	if (sb->page_size != VEMS_PAGE_SIZE || es < VEMS_PAGE_SIZE ||
 	    (es & (es - 1)) || es > VEMS_EXTENT_MAX || sb->nframes == 0 ||
 	    sb->nframes >= UINT32_MAX || sb->nslots >= UINT32_MAX ||
+	    sb->chunk_frames == 0 || sb->chunk_frames > 63 ||
+	    sb->nframes % sb->chunk_frames ||
 	    sb->nentries < sb->nframes + sb->nslots ||
 	    sb->nentries >= UINT32_MAX)
 		return vems__fail(VEMS_E_CORRUPT,
@@ -423,29 +436,28 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	uint64_t psize = li->size ? li->size : sb->pmem_size;
 	uint64_t ent_bytes = sb->nentries * sizeof(struct vems_entry) +
 		vems__pchecks_bytes(sb->nslots, es);
-	uint64_t data_bytes = sb->data_align + sb->nframes * es;
+	uint64_t ntab = sb->chunk_frames ? sb->nframes / sb->chunk_frames : 0;
+	uint64_t tab_bytes = ntab * sizeof(struct vems_chunk);
 	PMEMoid none = pmemobj_root(p->pop, 0);
 	if (sb->entries.pool_uuid_lo != none.pool_uuid_lo ||
-	    sb->data.pool_uuid_lo != none.pool_uuid_lo ||
-	    sb->entries.off < 8192 || sb->data.off < 8192 ||
+	    sb->chunks.pool_uuid_lo != none.pool_uuid_lo ||
+	    sb->entries.off < 8192 || sb->chunks.off < 8192 ||
 	    (psize &&
 	     (sb->entries.off > psize || ent_bytes > psize - sb->entries.off ||
-	      sb->data.off > psize || data_bytes > psize - sb->data.off)) ||
-	    sb->data_align >= es)
+	      sb->chunks.off > psize || tab_bytes > psize - sb->chunks.off)))
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: entry table or data area lies outside "
+				  "%s: entry table or chunk table lies outside "
 				  "the pool",
 				  path);
 	if (pmemobj_type_num(sb->entries) != VEMS_TYPE_ENTRIES ||
 	    pmemobj_alloc_usable_size(sb->entries) < ent_bytes ||
-	    pmemobj_type_num(sb->data) != VEMS_TYPE_DATA ||
-	    pmemobj_alloc_usable_size(sb->data) <
-		    sb->data_align + sb->nframes * es)
+	    pmemobj_type_num(sb->chunks) != VEMS_TYPE_CHUNKS ||
+	    pmemobj_alloc_usable_size(sb->chunks) < tab_bytes)
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: entry table or data area missing or "
+				  "%s: entry table or chunk table missing or "
 				  "too small",
 				  path);
-	return 0;
+	return vems__chunks_validate(p, psize);
 }
 
 /*
@@ -457,8 +469,9 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 static int
 rebuild(struct vems_pool *p)
 {
-	int ret;
+	int ret = 0;
 	PMEMoid o;
+	uint64_t ndata = 0;
 
 	if ((ret = vems__fl_init(&p->free_frames, p->nframes)) ||
 	    (ret = vems__fl_init(&p->free_entries, p->nentries)) ||
@@ -478,7 +491,9 @@ rebuild(struct vems_pool *p)
 			ret = vems__obj_load(p, o);
 		else if (t == VEMS_TYPE_NAME)
 			ret = vems__name_load(p, o);
-		else if (t == VEMS_TYPE_ENTRIES || t == VEMS_TYPE_DATA)
+		else if (t == VEMS_TYPE_DATA)
+			ndata++;
+		else if (t == VEMS_TYPE_ENTRIES || t == VEMS_TYPE_CHUNKS)
 			ret = 0;
 		else
 			ret = vems__fail(VEMS_E_CORRUPT,
@@ -497,6 +512,14 @@ rebuild(struct vems_pool *p)
 						       by_serial)
 					     ->removing;
 	nobj = p->nobjects + nremoving;
+	if (ndata * p->chunk_frames != p->frames_present)
+		return vems__fail(VEMS_E_CORRUPT,
+				  "%s: found %" PRIu64
+				  " data chunks, the chunk table names %u "
+				  "(libpmemobj's heap is damaged?): left as it "
+				  "is for repair",
+				  p->pmem_path, ndata,
+				  p->frames_present / p->chunk_frames);
 	if (nobj != p->sb->nobj_recs || p->nnames != p->sb->nname_recs)
 		return vems__fail(
 			VEMS_E_CORRUPT,
@@ -598,7 +621,8 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 {
 	PMEMobjpool *pop = p->pop;
 	uint64_t es = cfg->extent_size;
-	uint64_t nframes_max = pmem_size / es;
+	uint32_t cf = vems__chunk_frames_for(pmem_size / es);
+	uint64_t nframes_max = (pmem_size / es + cf - 1) / cf * cf;
 	uint64_t nentries = nframes_max + nslots;
 	if (nentries >= UINT32_MAX)
 		return vems__fail(-EFBIG,
@@ -608,17 +632,17 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 				  (unsigned long long)es);
 	uint64_t ent_bytes = ENT_ROUND(nentries * sizeof(struct vems_entry) +
 				       vems__pchecks_bytes(nslots, es));
+	uint64_t tab_bytes = nframes_max / cf * sizeof(struct vems_chunk);
 	uint64_t zones = (pmem_size + OBJ_ZONE_BYTES - 1) / OBJ_ZONE_BYTES;
 	uint64_t reserve = pmem_size / 32 > MIB ? pmem_size / 32 : MIB;
 	uint64_t overhead = OBJ_BASE_OVERHEAD + zones * OBJ_ZONE_OVERHEAD +
-		ent_bytes + reserve + es;
-	if (pmem_size <= overhead + es)
+		ent_bytes + tab_bytes + reserve;
+	if (pmem_size <= overhead + vems__chunk_bytes(es, cf, false))
 		return vems__fail(-ENOSPC,
 				  "pmem size %llu is too small for the "
 				  "metadata of this geometry (%llu bytes)",
 				  (unsigned long long)pmem_size,
 				  (unsigned long long)overhead);
-	uint64_t nframes = (pmem_size - overhead) / es;
 
 	PMEMoid root = pmemobj_root(pop, sizeof(struct vems_super));
 	if (OID_IS_NULL(root))
@@ -631,41 +655,19 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 	if (pmemobj_zalloc(pop, &sb->entries, ent_bytes, VEMS_TYPE_ENTRIES))
 		return vems__fail(-ENOSPC, "cannot allocate entry table: %s",
 				  pmemobj_errormsg());
-	/* the data area needs no zeroing: no byte of a frame is read
-	 * before it was written */
-	/*
-	 * libpmemobj's heap has overheads the estimate above cannot see
-	 * (chunk rounding, runs per allocation class), so the data area is
-	 * sized by trying: it must leave room for `reserve` contiguous bytes
-	 * and for small records (objects, names) next to it.
-	 */
-	for (;;) {
-		uint64_t bytes = nframes * es + es;
-		if (bytes <= PMEMOBJ_MAX_ALLOC_SIZE &&
-		    pmemobj_alloc(pop, &sb->data, bytes, VEMS_TYPE_DATA, NULL,
-				  NULL) == 0) {
-			PMEMoid big = OID_NULL, small = OID_NULL;
-			bool room = pmemobj_alloc(pop, &big, reserve, 0, NULL,
-						  NULL) == 0 &&
-				pmemobj_alloc(pop, &small,
-					      sizeof(struct vems_obj_rec), 0,
-					      NULL, NULL) == 0;
-			pmemobj_free(&big);
-			pmemobj_free(&small);
-			if (room)
-				break;
-			pmemobj_free(&sb->data);
-		}
-		uint64_t step = nframes / 32 ? nframes / 32 : 1;
-		if (nframes <= step)
-			return vems__fail(-ENOSPC,
-					  "pmem size %llu is too small for "
-					  "the metadata of this geometry",
-					  (unsigned long long)pmem_size);
-		nframes -= step;
-	}
-	uintptr_t d = (uintptr_t)pmemobj_direct(sb->data);
-	uint64_t align = ((d + es - 1) & ~(uintptr_t)(es - 1)) - d;
+	if (pmemobj_zalloc(pop, &sb->chunks, tab_bytes, VEMS_TYPE_CHUNKS))
+		return vems__fail(-ENOSPC, "cannot allocate chunk table: %s",
+				  pmemobj_errormsg());
+	/* the fields the chunks are made from; the rest comes below */
+	sb->extent_size = es;
+	sb->nframes = nframes_max;
+	sb->chunk_frames = cf;
+	/* no byte of a frame is read before it was written: no zeroing */
+	if (vems__chunks_create(pop, sb, reserve))
+		return vems__fail(-ENOSPC,
+				  "pmem size %llu is too small for the "
+				  "metadata of this geometry",
+				  (unsigned long long)pmem_size);
 
 	/* the superblock is complete (magic and checksum) in one step */
 	int ret = 0;
@@ -679,11 +681,11 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 		memcpy(sb->block_uuid, buuid, 16);
 		sb->pmem_size = pmem_size;
 		sb->extent_size = es;
-		sb->nframes = nframes;
+		sb->nframes = nframes_max;
+		sb->chunk_frames = cf;
 		sb->nslots = nslots;
 		sb->nentries = nentries;
 		sb->block_data_off = VEMS_BLOCK_DATA_OFF;
-		sb->data_align = align;
 		memset(sb->block_path, 0, sizeof(sb->block_path));
 		strcpy(sb->block_path, block_path);
 		sb->csum = vems__crc32c(sb, offsetof(struct vems_super, csum));
@@ -912,10 +914,8 @@ probe_child(const char *path, const char *layout, const struct layout_info *li)
 	if (p->sb == NULL)
 		return vems__fail(VEMS_E_CORRUPT, "%s has no superblock", path);
 	int ret = check_super(p, li);
-	if (ret == 0) {
-		attach_map(p);
+	if (ret == 0 && (ret = attach_map(p)) == 0)
 		ret = rebuild(p);
-	}
 	return ret; /* the process exits: nothing to free */
 }
 
@@ -1130,7 +1130,7 @@ vems_pool_info(struct vems_pool *p, struct vems_pool_info *info)
 	info->page_size = p->sb->page_size;
 	info->extent_size = p->extent_size;
 	info->pmem_size = p->sb->pmem_size;
-	info->pmem_extents = p->nframes;
+	info->pmem_extents = p->frames_present;
 	info->block_size = (uint64_t)p->nslots * p->extent_size;
 	info->block_extents = p->nslots;
 	info->pmem_path = p->pmem_path;

@@ -356,7 +356,7 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		return vems__fail(-ENOSPC,
 				  "both tiers are full: pmem (%u extents) "
 				  "and the block file %s (%u extents)",
-				  p->nframes, p->block_path, p->nslots);
+				  p->frames_present, p->block_path, p->nslots);
 	return freed;
 }
 
@@ -366,11 +366,11 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 {
 	if (need == 0)
 		return 0;
-	if (need > p->nframes)
+	if (need > p->frames_present)
 		return vems__fail(-ENOSPC,
 				  "a write needs %u extent frames, "
 				  "pmem has %u",
-				  need, p->nframes);
+				  need, p->frames_present);
 	/* tests: as if every other frame were held by writers that wait
 	 * for room like this one (the caller lets go and retries) */
 	if (held && vems__fault_apply('R', 0, need) < 0)
@@ -397,8 +397,9 @@ vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 		 * sync is per spill, so a spill per write would pay it per
 		 * write. Without one (0%), exactly what is needed.
 		 */
-		uint32_t batch = p->nframes / 8 < SPILL_BATCH ? p->nframes / 8
-							      : SPILL_BATCH;
+		uint32_t batch = p->frames_present / 8 < SPILL_BATCH
+			? p->frames_present / 8
+			: SPILL_BATCH;
 		if (p->low_pct == 0)
 			batch = 0;
 		uint32_t want = need - have > batch ? need - have : batch;
@@ -448,7 +449,7 @@ reserve_frames(struct vems_pool *p)
 {
 	uint64_t clean = atomic_load(&p->nstate[VEMS_ES_BOTH]);
 	uint64_t r = vems__free_frames(p) + clean;
-	return r < p->nframes ? (uint32_t)r : p->nframes;
+	return r < p->frames_present ? (uint32_t)r : p->frames_present;
 }
 
 void
@@ -498,11 +499,12 @@ int
 vems__spill_start(struct vems_pool *p, const struct vems_config *cfg)
 {
 	p->low_pct = cfg ? cfg->low_watermark : VEMS_LOW_WATERMARK_DEFAULT;
-	p->low_frames = (uint32_t)((uint64_t)p->nframes * p->low_pct / 100);
-	uint32_t step = p->nframes / 40 > 1 ? p->nframes / 40 : 1;
+	p->low_frames =
+		(uint32_t)((uint64_t)p->frames_present * p->low_pct / 100);
+	uint32_t step = p->frames_present / 40 > 1 ? p->frames_present / 40 : 1;
 	p->high_frames = p->low_frames + step;
-	if (p->high_frames > p->nframes)
-		p->high_frames = p->nframes;
+	if (p->high_frames > p->frames_present)
+		p->high_frames = p->frames_present;
 	pthread_mutex_init(&p->sp_lock, NULL);
 	pthread_cond_init(&p->sp_cond, NULL);
 	if (p->low_frames == 0 || p->nslots == 0)

@@ -52,7 +52,8 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	uint64_t free_frames = p->free_frames.n, free_slots = p->free_slots.n;
 	pthread_mutex_unlock(&p->alloc_lock);
 	s->pmem_bytes_free = free_frames * p->extent_size;
-	s->pmem_bytes_used = (p->nframes - free_frames) * p->extent_size;
+	s->pmem_bytes_used =
+		(uint64_t)(p->frames_present - free_frames) * p->extent_size;
 	s->block_bytes_free = free_slots * p->extent_size;
 	s->block_bytes_used = (p->nslots - free_slots) * p->extent_size;
 	s->extents_pmem = LOAD(p->nstate[VEMS_ES_PMEM]);

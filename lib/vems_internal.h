@@ -171,6 +171,7 @@ struct vems_frame {
 	/* a block read into it may still be in flight (its ring failed):
 	 * never handed out again while the pool is open; alloc_lock */
 	bool lost;
+	uint8_t *addr; /* the frame's bytes; NULL: its chunk does not exist */
 };
 struct vems_fifo {
 	uint32_t head, tail; /* newest, oldest */
@@ -201,10 +202,14 @@ struct vems_pool {
 	struct vems_entry *entries;
 	uint32_t *pchecks; /* [nslots][ppe]: page check table */
 	uint32_t ppe;	   /* pages per extent */
-	uint8_t *frames;   /* frame 0 */
 	uint64_t extent_size;
 	unsigned extent_shift;
+	/* frame numbers run to nframes (the chunk table's capacity); only
+	 * the frames_present of chunks that exist have memory (chunk.c) */
 	uint32_t nframes, nslots, nentries;
+	uint32_t nchunks, chunk_frames;
+	uint8_t **chunk_base; /* [nchunks]: frame 0 of each, NULL: none */
+	uint32_t frames_present;
 	bool is_pmem; /* decided once at open: flush+fence, or msync */
 
 	int lock_fd; /* pmem file, holds the ownership locks */
@@ -342,6 +347,28 @@ vems__pool_failed(struct vems_pool *p)
 int vems__pool_writable(struct vems_pool *p);
 
 /* --- freelist.c ---------------------------------------------- */
+
+/* --- chunk.c: the data area's chunks -------------------------------- */
+
+/* Frames a chunk holds in a pool of nframes_max possible frames. */
+uint32_t vems__chunk_frames_for(uint64_t nframes_max);
+/* Bytes of a chunk's allocation (fallback: for an unexpected alignment). */
+uint64_t vems__chunk_bytes(uint64_t extent_size, uint32_t cf, bool fallback);
+/* At create: as many chunks as fit, leaving `reserve` bytes for records. */
+int vems__chunks_create(PMEMobjpool *pop, struct vems_super *sb,
+			uint64_t reserve);
+/* At open, before any other use: every table slot checked (psize: the
+ * pool file's size, 0 for a device). */
+int vems__chunks_validate(struct vems_pool *p, uint64_t psize);
+int vems__chunks_attach(struct vems_pool *p);
+void vems__chunks_detach(struct vems_pool *p);
+/* Table slot i as attached (vems_pool_check). */
+bool vems__chunk_slot_ok(const struct vems_pool *p, uint32_t i);
+/* The frame's bytes from the table (NULL: no such chunk). */
+uint8_t *vems__frame_addr_slow(const struct vems_pool *p, uint32_t frame);
+/* The frame holding addr, if any. */
+bool vems__frame_of(const struct vems_pool *p, const void *addr,
+		    uint32_t *frame);
 
 int vems__fl_init(struct vems_freelist *fl, uint32_t cap);
 void vems__fl_fini(struct vems_freelist *fl);
@@ -589,7 +616,7 @@ ssize_t vems__pwrite_nowait(struct vems_obj *obj, const void *buf, size_t len,
 static inline uint8_t *
 vems__frame_addr(const struct vems_pool *p, uint32_t frame)
 {
-	return p->frames + ((uint64_t)frame << p->extent_shift);
+	return p->fr[frame].addr;
 }
 
 /*

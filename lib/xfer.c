@@ -171,10 +171,9 @@ vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 static void
 quarantine(struct vems_pool *p, const void *buf)
 {
-	const uint8_t *b = buf, *f0 = vems__frame_addr(p, 0);
-	if (b < f0 || b >= vems__frame_addr(p, p->nframes))
+	uint32_t f;
+	if (!vems__frame_of(p, buf, &f))
 		return;
-	uint32_t f = (uint32_t)((uint64_t)(b - f0) >> p->extent_shift);
 	pthread_mutex_lock(&p->alloc_lock);
 	p->fr[f].lost = true;
 	pthread_mutex_unlock(&p->alloc_lock);

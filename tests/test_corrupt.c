@@ -39,8 +39,10 @@ static struct {
 	size_t rec;		  /* the object's record */
 	size_t name;		  /* its name record */
 	size_t name_len;
-	size_t data, data_len; /* the frames: data, no check values */
-	uint32_t ent[3];       /* one entry each: PMEM, BOTH, BLOCK */
+	/* the data chunks' frames: data, no check values */
+	size_t data[64], data_len, ndata;
+	size_t chunks, nchunks; /* chunk table offset, slots */
+	uint32_t ent[3];	/* one entry each: PMEM, BOTH, BLOCK */
 } L;
 
 /* The pool as setup() left it: a served open may promote (it reads). */
@@ -119,8 +121,17 @@ setup(void **state)
 	L.entries = (size_t)((char *)p->entries - (char *)p->pop);
 	L.nentries = p->nentries * sizeof(struct vems_entry);
 	L.rec = (size_t)((char *)n->rec - (char *)p->pop);
-	L.data = (size_t)((char *)p->frames - (char *)p->pop);
-	L.data_len = (size_t)p->nframes * p->extent_size;
+	assert_true(p->nchunks <= 64);
+	for (uint32_t c = 0; c < p->nchunks; c++)
+		if (p->chunk_base[c])
+			L.data[L.ndata++] = (size_t)((char *)p->chunk_base[c] -
+						     (char *)p->pop);
+	L.data_len = (size_t)p->chunk_frames * p->extent_size;
+	L.chunks = (size_t)((char *)pmemobj_direct(p->sb->chunks) -
+			    (char *)p->pop);
+	L.nchunks = p->nchunks;
+	/* the table has an empty slot too (test_chunk_table_bytes) */
+	assert_true(L.ndata >= 2 && L.ndata < L.nchunks);
 	uint32_t e0 = vems__xidx_get(&n->idx, 0),
 		 e1 = vems__xidx_get(&n->idx, 1),
 		 e2 = vems__xidx_get(&n->idx, 2);
@@ -258,6 +269,31 @@ test_record_bytes(void **state)
 	print_message("object record: %d, name record: %d damaged versions "
 		      "refused\n",
 		      nrefused, refused - nrefused);
+}
+
+/*
+ * The chunk table (format 4): every byte of a slot naming a chunk, and of
+ * an empty one, is covered by its check value; a damaged slot is refused,
+ * never served (its frames would be read as another chunk's, or lost).
+ */
+static void
+test_chunk_table_bytes(void **state)
+{
+	(void)state;
+	int refused = 0, served = 0;
+	size_t slots[2] = {0, L.nchunks - 1};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t b = 0; b < sizeof(struct vems_chunk); b++)
+			for (size_t f = 0; f < sizeof(flips); f++)
+				try_damage(L.chunks +
+						   slots[k] *
+							   sizeof(struct
+								  vems_chunk) +
+						   b,
+					   flips[f], &refused, &served);
+	print_message("chunk table: %d damaged versions refused\n", refused);
+	assert_int_equal(served, 0);
+	assert_int_equal(refused, 2 * 16 * (int)sizeof(flips));
 }
 
 /* Two damaged entries: refused, and neither was touched (format 1 zeroed
@@ -419,7 +455,11 @@ test_libpmemobj_damage(void **state)
 	if (getenv("VEMS_CORRUPT_STEP"))
 		step = strtoul(getenv("VEMS_CORRUPT_STEP"), NULL, 0);
 	for (size_t off = 0; off < 6 * MIB; off += step) {
-		if (off + 4096 + 64 > L.data && off < L.data + L.data_len)
+		bool in_data = false;
+		for (size_t c = 0; c < L.ndata; c++)
+			in_data |= off + 4096 + 64 > L.data[c] &&
+				off < L.data[c] + L.data_len;
+		if (in_data)
 			continue;
 		damage_run(off, ff, 64, outcome);
 		damage_run(off + 4096, zero, 64, outcome);
@@ -427,7 +467,7 @@ test_libpmemobj_damage(void **state)
 	}
 	print_message("%zu damaged images over libpmemobj's metadata and "
 		      "ours (data area at %zu)\n",
-		      nruns, L.data);
+		      nruns, L.data[0]);
 	size_t hdrs[] = {L.rec - 16, L.name - 16};
 	for (size_t h = 0; h < 2; h++)
 		for (size_t b = 0; b < 16; b++) {
@@ -456,6 +496,7 @@ main(void)
 		cmocka_unit_test(test_entry_check_fields),
 		cmocka_unit_test(test_entry_bytes),
 		cmocka_unit_test(test_record_bytes),
+		cmocka_unit_test(test_chunk_table_bytes),
 		cmocka_unit_test(test_two_damaged_entries),
 		cmocka_unit_test(test_libpmemobj_damage),
 	};

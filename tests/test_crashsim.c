@@ -129,7 +129,12 @@ struct range {
 struct shared {
 	/* geometry */
 	size_t plen, blen;
-	uint64_t frames_off, frames_len;
+	/* the data chunks that exist (format 4), by the media offset of
+	 * their frame 0: (offset, chunk number) */
+	uint32_t chunk_frames;
+	uint64_t chunk_len;
+	uint64_t by_off[256][2];
+	uint32_t nby_off;
 	uint64_t rows_off, rows_len; /* the page check table */
 	uint64_t ballast_size;
 	char vpool[600], vblk[600]; /* the verifier's copies */
@@ -292,10 +297,33 @@ in_rows(uint64_t off)
  * vems_pool_check do).
  */
 static bool
+in_frames(uint64_t off, uint32_t *frame, uint64_t *in)
+{
+	/* the last chunk starting at or below off */
+	uint32_t lo = 0, hi = S->nby_off;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (S->by_off[mid][0] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	uint64_t b = S->by_off[lo - 1][0], c = S->by_off[lo - 1][1];
+	if (off >= b + S->chunk_len)
+		return false;
+	*frame = (uint32_t)c * S->chunk_frames + (uint32_t)((off - b) / EXT);
+	*in = (off - b) % EXT;
+	return true;
+}
+
+static bool
 in_data(uint64_t off)
 {
-	return (off >= S->frames_off && off < S->frames_off + S->frames_len) ||
-		in_rows(off);
+	uint32_t f;
+	uint64_t in;
+	return in_frames(off, &f, &in) || in_rows(off);
 }
 
 /* flushed lines are on media after a fence */
@@ -1510,9 +1538,12 @@ static void
 put_line(uint32_t i, uint8_t ch)
 {
 	const struct cand *c = &s_cand[V.di[i]];
+	uint32_t f = 0;
+	uint64_t in = 0;
 	uint8_t *dst = in_rows(c->off)
 		? (uint8_t *)V.pool->pchecks + (c->off - S->rows_off)
-		: V.pool->frames + (c->off - S->frames_off);
+		: (in_frames(c->off, &f, &in),
+		   vems__frame_addr(V.pool, f) + in);
 	memcpy(dst, ch ? c->val : s_media + c->off, c->len);
 	V.choice_d[i] = ch;
 }
@@ -1610,8 +1641,10 @@ map_lines(void)
 			}
 			continue;
 		}
-		uint64_t in = s_cand[V.di[i]].off - S->frames_off;
-		uint32_t ei = V.f2e[in / EXT];
+		uint32_t fr = 0;
+		uint64_t in = 0;
+		(void)in_frames(s_cand[V.di[i]].off, &fr, &in);
+		uint32_t ei = V.f2e[fr];
 		if (ei == UINT32_MAX)
 			continue;
 		const struct vems_entry *e = &p->entries[ei];
@@ -1624,7 +1657,7 @@ map_lines(void)
 		uint64_t size = j < NOBJ ? V.o[j].size : S->ballast_size;
 		l->obj = (int8_t)j;
 		l->clean = e->state == VEMS_ES_BOTH;
-		l->off = (uint64_t)e->ext_index * EXT + in % EXT;
+		l->off = (uint64_t)e->ext_index * EXT + in;
 		l->n = l->off >= size	       ? 0
 			: size - l->off < LINE ? (uint16_t)(size - l->off)
 					       : LINE;
@@ -2111,9 +2144,25 @@ setup(void **state)
 	TU_OK(vems_pool_create(&tp.pool, tp.pmem, cfg));
 	vems_config_delete(&cfg);
 	find_mapping();
-	nframes = tp.pool->nframes;
-	S->frames_off = (uint64_t)(tp.pool->frames - T.base);
-	S->frames_len = nframes * tp.pool->extent_size;
+	nframes = tp.pool->frames_present;
+	assert_true(tp.pool->nchunks <= 256);
+	S->chunk_frames = tp.pool->chunk_frames;
+	S->chunk_len = (uint64_t)tp.pool->chunk_frames * EXT;
+	S->nby_off = 0;
+	for (uint32_t c = 0; c < tp.pool->nchunks; c++) {
+		if (tp.pool->chunk_base[c] == NULL)
+			continue;
+		uint64_t o = (uint64_t)(tp.pool->chunk_base[c] - T.base);
+		/* insertion, by offset */
+		uint32_t k = S->nby_off++;
+		while (k > 0 && S->by_off[k - 1][0] > o) {
+			S->by_off[k][0] = S->by_off[k - 1][0];
+			S->by_off[k][1] = S->by_off[k - 1][1];
+			k--;
+		}
+		S->by_off[k][0] = o;
+		S->by_off[k][1] = c;
+	}
 	S->rows_off = (uint64_t)((uint8_t *)tp.pool->pchecks - T.base);
 	S->rows_len = (uint64_t)tp.pool->nslots * tp.pool->ppe * 4;
 	assert_int_equal(tp.pool->extent_size, EXT);
