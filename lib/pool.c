@@ -38,8 +38,9 @@
 /*
  * The entry table is allocated in whole MiB: libpmemobj serves smaller
  * allocations from runs of an allocation class, which in a small pool can
- * take the contiguous chunks the data area needs (a 16 MiB pool with a
- * 200 KiB table had 58 frames of 64 KiB; in whole MiB, 121).
+ * take the contiguous heap chunks the data chunks need (format 3, one data
+ * allocation: a 16 MiB pool with a 200 KiB table had 58 frames of 64 KiB;
+ * in whole MiB, 121).
  */
 #define ENT_ROUND(b) (((b) + MIB - 1) / MIB * MIB)
 #define OBJ_ZONE_BYTES (UINT64_C(16) << 30)
