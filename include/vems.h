@@ -292,7 +292,12 @@ struct vems_obj;
 /*
  * Creates an empty object. If oid->id is 0 the library assigns an unused id
  * in oid->partition and writes it to *oid; otherwise that id is used.
- * Errors: -EINVAL, -EEXIST (id taken), -ENOSPC (metadata space full).
+ * Metadata (object records, names) shares pmem with data: when the heap is
+ * full, a chunk of data frames is emptied (its extents spilled) and given
+ * to metadata, so creates and binds fail only when pmem is full of data
+ * that cannot be spilled.
+ * Errors: -EINVAL, -EEXIST (id taken), -ENOSPC (pmem full of metadata and
+ * of data that cannot be spilled; the message says which).
  */
 VEMS_API int vems_obj_create(struct vems_pool *pool, struct vems_oid *oid);
 

@@ -18,8 +18,18 @@ vems__frame_free(struct vems_pool *p, uint32_t frame)
 	/* a spill in flight on this frame sees the change and gives up */
 	atomic_fetch_add_explicit(&p->fr[frame].gen, 1, memory_order_relaxed);
 	pthread_mutex_lock(&p->alloc_lock);
-	vems__fl_push(&p->free_frames, frame);
+	vems__frame_back_locked(p, frame);
 	pthread_mutex_unlock(&p->alloc_lock);
+}
+
+void
+vems__frame_back_locked(struct vems_pool *p, uint32_t frame)
+{
+	if ((int64_t)(frame / p->chunk_frames) ==
+	    atomic_load_explicit(&p->draining, memory_order_relaxed))
+		p->parked_v[p->parked++] = frame;
+	else
+		vems__fl_push(&p->free_frames, frame);
 }
 
 void
@@ -28,7 +38,7 @@ vems__frames_unreserve(struct vems_pool *p, const uint32_t *v, uint32_t n)
 	pthread_mutex_lock(&p->alloc_lock);
 	for (uint32_t i = 0; i < n; i++)
 		if (!p->fr[v[i]].lost) /* else the kernel may still write it */
-			vems__fl_push(&p->free_frames, v[i]);
+			vems__frame_back_locked(p, v[i]);
 	pthread_mutex_unlock(&p->alloc_lock);
 }
 

@@ -394,6 +394,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			problem(&c, "frame %u is free and in use, or is none",
 				f);
 	}
+	/* parked: free, in a chunk being emptied for metadata (chunk.c) */
+	for (uint32_t i = 0; i < p->parked; i++) {
+		uint32_t f = p->parked_v[i];
+		if (fused[f]++)
+			problem(&c, "frame %u is parked and in use", f);
+	}
 	for (uint32_t f = 0; f < p->nframes; f++)
 		if (!fused[f] && vems__frame_addr(p, f))
 			problem(&c, "frame %u is neither free nor used", f);

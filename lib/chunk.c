@@ -18,8 +18,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vems_internal.h"
 
@@ -233,4 +235,224 @@ vems__frame_of(const struct vems_pool *p, const void *addr, uint32_t *frame)
 		}
 	}
 	return false;
+}
+
+/* --- chunks for metadata, and back -------------------------------------- */
+
+/* Frees chunk c (every frame parked) with its table slot. */
+static int
+tx_free_chunk(struct vems_pool *p, uint32_t c)
+{
+	struct vems_chunk *t = pmemobj_direct(p->sb->chunks);
+	PMEMoid o = {pmemobj_oid(t).pool_uuid_lo, t[c].off};
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		pmemobj_tx_add_range_direct(&t[c], sizeof(t[c]));
+		memset(&t[c], 0, sizeof(t[c]));
+		pmemobj_tx_free(o);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOSPC, "cannot free data chunk %u: %s", c,
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
+/* Allocates a data chunk for empty table slot c; -ENOSPC: no room. */
+static int
+tx_new_chunk(struct vems_pool *p, uint32_t c)
+{
+	struct vems_chunk *t = pmemobj_direct(p->sb->chunks);
+	uint64_t es = p->extent_size;
+	uint32_t cf = p->chunk_frames;
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		PMEMoid o =
+			pmemobj_tx_xalloc(vems__chunk_bytes(es, cf, false),
+					  VEMS_TYPE_DATA, POBJ_XALLOC_NO_FLUSH);
+		if (!chunk_fits(o, es, cf))
+			pmemobj_tx_abort(ENOSPC);
+		pmemobj_tx_add_range_direct(&t[c], sizeof(t[c]));
+		t[c].off = o.off;
+		t[c].pad = 0;
+		t[c].check = chunk_check(c, o.off);
+	}
+	TX_ONABORT
+	{
+		ret = -ENOSPC;
+	}
+	TX_END
+	return ret;
+}
+
+/* The chunk whose frames are cheapest to evict (most of them free), not
+ * one with a frame a failed ring may still write; -1: none to give. */
+static int64_t
+pick_chunk(struct vems_pool *p)
+{
+	uint32_t cf = p->chunk_frames;
+	uint32_t *nfree = calloc(p->nchunks, sizeof(*nfree));
+	if (nfree == NULL)
+		return -1;
+	for (uint32_t i = 0; i < p->free_frames.n; i++)
+		nfree[p->free_frames.v[i] / cf]++;
+	int64_t best = -1;
+	uint32_t present = 0;
+	for (uint32_t c = 0; c < p->nchunks; c++) {
+		if (p->chunk_base[c] == NULL)
+			continue;
+		present++;
+		bool lost = false;
+		for (uint32_t f = c * cf; f < (c + 1) * cf; f++)
+			lost |= p->fr[f].lost;
+		if (!lost && (best < 0 || nfree[c] > nfree[best]))
+			best = c;
+	}
+	free(nfree);
+	return present > 1 ? best : -1; /* data keeps a chunk */
+}
+
+static int
+reclaim_locked(struct vems_pool *p)
+{
+	uint32_t cf = p->chunk_frames;
+	int ret = vems__pool_writable(p);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&p->alloc_lock);
+	int64_t c = pick_chunk(p);
+	if (c < 0) {
+		pthread_mutex_unlock(&p->alloc_lock);
+		return vems__fail(-ENOSPC,
+				  "no data chunk to give: pmem holds %u "
+				  "extent frames, the least data can keep",
+				  (unsigned)p->frames_present);
+	}
+	/* park its free frames; the others follow as they are freed */
+	atomic_store(&p->draining, c);
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < p->free_frames.n; i++) {
+		uint32_t f = p->free_frames.v[i];
+		if (f / cf == (uint32_t)c)
+			p->parked_v[p->parked++] = f;
+		else
+			p->free_frames.v[k++] = f;
+	}
+	p->free_frames.n = k;
+	pthread_mutex_unlock(&p->alloc_lock);
+
+	/* evict what is resident in it: spilled if dirty, dropped if clean */
+	uint32_t f0 = (uint32_t)c * cf, f1 = f0 + cf;
+	unsigned idle = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->alloc_lock);
+		bool done = p->parked == cf;
+		pthread_mutex_unlock(&p->alloc_lock);
+		if (done)
+			break;
+		int r = vems__spill_range(p, f0, f1);
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		if (r > 0) {
+			idle = 0;
+			continue;
+		}
+		/* frames taken by writes or promotions in progress come back
+		 * (parked) when those end; busy objects are tried again */
+		if (++idle > 2000) {
+			ret = vems__fail(-ENOSPC,
+					 "data chunk %u could not be emptied: "
+					 "its extents stay in use by writes in "
+					 "progress",
+					 (unsigned)c);
+			break;
+		}
+		vems__spill_wait(p, 1);
+	}
+	/* every frame parked: nothing names them (each was freed only after
+	 * the store that stopped naming it was durable) */
+	if (ret == 0)
+		ret = tx_free_chunk(p, (uint32_t)c);
+
+	pthread_mutex_lock(&p->alloc_lock);
+	if (ret == 0) {
+		p->chunk_base[c] = NULL;
+		for (uint32_t f = f0; f < f1; f++)
+			p->fr[f].addr = NULL;
+		p->frames_present -= cf;
+	} else {
+		for (uint32_t i = p->parked; i-- > 0;)
+			vems__fl_push(&p->free_frames, p->parked_v[i]);
+	}
+	p->parked = 0;
+	atomic_store(&p->draining, -1);
+	pthread_mutex_unlock(&p->alloc_lock);
+	if (ret == 0)
+		vems__watermarks_set(p);
+	return ret;
+}
+
+int
+vems__chunk_reclaim(struct vems_pool *p)
+{
+	pthread_mutex_lock(&p->reclaim_lock);
+	int ret = reclaim_locked(p);
+	pthread_mutex_unlock(&p->reclaim_lock);
+	return ret;
+}
+
+int
+vems__meta_full(struct vems_pool *p, const char *what)
+{
+	int ret = vems__chunk_reclaim(p);
+	if (ret == 0)
+		return 0;
+	if (ret != -ENOSPC)
+		return ret;
+	char why[512];
+	snprintf(why, sizeof(why), "%s", vems_errormsg());
+	return vems__fail(-ENOSPC,
+			  "no metadata space for %s: pmem is full (%s)", what,
+			  why);
+}
+
+int
+vems__chunks_grow(struct vems_pool *p, uint64_t reserve)
+{
+	uint32_t cf = p->chunk_frames;
+	for (uint32_t c = 0; c < p->nchunks; c++) {
+		if (p->chunk_base[c] != NULL)
+			continue;
+		if (tx_new_chunk(p, c))
+			break;
+		/* room for metadata left? (else give it back) */
+		PMEMoid big = OID_NULL;
+		bool room = pmemobj_alloc(p->pop, &big, reserve, 0, NULL,
+					  NULL) == 0;
+		pmemobj_free(&big);
+		if (!room) {
+			int ret = tx_free_chunk(p, c);
+			return ret;
+		}
+		const struct vems_chunk *t = pmemobj_direct(p->sb->chunks);
+		PMEMoid o = {pmemobj_oid(t).pool_uuid_lo, t[c].off};
+		pthread_mutex_lock(&p->alloc_lock);
+		p->chunk_base[c] = frame0(pmemobj_direct(o));
+		for (uint32_t f = c * cf; f < (c + 1) * cf; f++)
+			p->fr[f].addr = vems__frame_addr_slow(p, f);
+		for (uint32_t f = (c + 1) * cf; f-- > c * cf;)
+			vems__fl_push(&p->free_frames, f);
+		p->frames_present += cf;
+		pthread_mutex_unlock(&p->alloc_lock);
+		if (!p->is_pmem) /* as attach() does */
+			(void)madvise(p->chunk_base[c],
+				      (size_t)cf * p->extent_size, MADV_RANDOM);
+	}
+	return 0;
 }

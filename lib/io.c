@@ -444,7 +444,7 @@ release_new(struct vems_pool *p, struct vems_objnode *n,
 {
 	pthread_mutex_lock(&p->alloc_lock);
 	for (size_t i = 0; i < cnt; i++) {
-		vems__fl_push(&p->free_frames, w[i].frame);
+		vems__frame_back_locked(p, w[i].frame);
 		if (w[i].is_new)
 			vems__fl_push(&p->free_entries, w[i].entry);
 	}

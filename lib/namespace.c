@@ -181,7 +181,8 @@ tx_bind(struct vems_pool *p, const char *name, size_t len,
 	}
 	TX_ONABORT
 	{
-		ret = vems__fail(-ENOSPC, "no metadata space for a name: %s",
+		ret = vems__fail(VEMS__NOMETA,
+				 "no metadata space for a name: %s",
 				 pmemobj_errormsg());
 	}
 	TX_END
@@ -224,15 +225,16 @@ tx_rename(struct vems_pool *p, const char *to, size_t tlen,
 	}
 	TX_ONABORT
 	{
-		ret = vems__fail(-ENOSPC, "no metadata space to rename: %s",
+		ret = vems__fail(VEMS__NOMETA,
+				 "no metadata space to rename: %s",
 				 pmemobj_errormsg());
 	}
 	TX_END
 	return ret;
 }
 
-int
-vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
+static int
+name_bind_once(struct vems_pool *p, const char *name, struct vems_oid oid)
 {
 	size_t len;
 	int ret;
@@ -264,6 +266,22 @@ vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
 	}
 out:
 	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems_name_bind(struct vems_pool *p, const char *name, struct vems_oid oid)
+{
+	int ret = name_bind_once(p, name, oid);
+	for (int k = 0; ret == VEMS__NOMETA; k++) {
+		/* the heap is full: a data chunk becomes metadata space */
+		if (k == VEMS__META_TRIES)
+			return vems__fail(-ENOSPC,
+					  "no metadata space for a name (pmem "
+					  "heap fragmented)");
+		if ((ret = vems__meta_full(p, "a name")) == 0)
+			ret = name_bind_once(p, name, oid);
+	}
 	return ret;
 }
 
@@ -311,8 +329,8 @@ out:
 	return ret;
 }
 
-int
-vems_name_rename(struct vems_pool *p, const char *from, const char *to,
+static int
+name_rename_once(struct vems_pool *p, const char *from, const char *to,
 		 struct vems_oid *replaced, int *replaced_any)
 {
 	size_t flen, tlen;
@@ -355,6 +373,23 @@ vems_name_rename(struct vems_pool *p, const char *from, const char *to,
 	}
 out:
 	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems_name_rename(struct vems_pool *p, const char *from, const char *to,
+		 struct vems_oid *replaced, int *replaced_any)
+{
+	int ret = name_rename_once(p, from, to, replaced, replaced_any);
+	for (int k = 0; ret == VEMS__NOMETA; k++) {
+		if (k == VEMS__META_TRIES)
+			return vems__fail(-ENOSPC,
+					  "no metadata space to rename (pmem "
+					  "heap fragmented)");
+		if ((ret = vems__meta_full(p, "a renamed name")) == 0)
+			ret = name_rename_once(p, from, to, replaced,
+					       replaced_any);
+	}
 	return ret;
 }
 

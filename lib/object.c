@@ -180,11 +180,9 @@ vems__obj_finish_removals(struct vems_pool *p)
 	return 0;
 }
 
-int
-vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
+static int
+obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 {
-	if (p == NULL || oid == NULL)
-		return vems__fail(-EINVAL, "vems_obj_create: pool or oid NULL");
 	volatile int ret = vems__pool_writable(p);
 	if (ret)
 		return ret;
@@ -221,7 +219,7 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 	}
 	TX_ONABORT
 	{
-		ret = vems__fail(-ENOSPC,
+		ret = vems__fail(VEMS__NOMETA,
 				 "no metadata space for a new object: %s",
 				 pmemobj_errormsg());
 	}
@@ -247,6 +245,24 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 	*oid = want;
 out:
 	pthread_rwlock_unlock(&p->meta_lock);
+	return ret;
+}
+
+int
+vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
+{
+	if (p == NULL || oid == NULL)
+		return vems__fail(-EINVAL, "vems_obj_create: pool or oid NULL");
+	int ret = obj_create_once(p, oid);
+	for (int k = 0; ret == VEMS__NOMETA; k++) {
+		/* the heap is full: a data chunk becomes metadata space */
+		if (k == VEMS__META_TRIES)
+			return vems__fail(-ENOSPC,
+					  "no metadata space for a new object "
+					  "(pmem heap fragmented)");
+		if ((ret = vems__meta_full(p, "a new object")) == 0)
+			ret = obj_create_once(p, oid);
+	}
 	return ret;
 }
 

@@ -236,6 +236,24 @@ vems__ghost_add(struct vems_pool *p, uint64_t serial, uint32_t ext)
 }
 
 uint32_t
+vems__pol_victims_range(struct vems_pool *p, uint32_t f0, uint32_t f1,
+			uint32_t *out, uint32_t max)
+{
+	uint32_t got = 0;
+	pthread_mutex_lock(&p->pol_lock);
+	for (uint32_t f = f0; f < f1 && got < max; f++) {
+		uint8_t q = p->fr[f].q;
+		if (q == VEMS_FQ_SMALL || q == VEMS_FQ_MAIN) {
+			unlink_frame(p, f);
+			p->fr[f].q = VEMS_FQ_BUSY;
+			out[got++] = f;
+		}
+	}
+	pthread_mutex_unlock(&p->pol_lock);
+	return got;
+}
+
+uint32_t
 vems__pol_victims_own(struct vems_pool *p, uint64_t serial, uint32_t lo,
 		      uint32_t hi, uint32_t *out, uint32_t max)
 {

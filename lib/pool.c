@@ -46,6 +46,18 @@
 #define OBJ_ZONE_BYTES (UINT64_C(16) << 30)
 #define OBJ_ZONE_OVERHEAD (MIB)
 
+/*
+ * Heap space kept free for metadata when data chunks are allocated (at
+ * create, and at open for empty table slots). Metadata that needs more
+ * takes a data chunk (chunk.c), so this is only what saves the first
+ * records that trouble.
+ */
+static uint64_t
+meta_reserve(uint64_t pmem_size)
+{
+	return pmem_size / 256 > MIB ? pmem_size / 256 : MIB;
+}
+
 /* --- in-process registry of open pools ----------------------------- */
 
 /*
@@ -255,6 +267,8 @@ pool_alloc(void)
 	p->lock_fd = p->block_fd = -1;
 	pthread_rwlock_init(&p->meta_lock, NULL);
 	pthread_mutex_init(&p->alloc_lock, NULL);
+	pthread_mutex_init(&p->reclaim_lock, NULL);
+	p->draining = -1;
 	pthread_mutex_init(&p->sp_lock, NULL);
 	pthread_cond_init(&p->sp_cond, NULL);
 	pthread_cond_init(&p->sp_done, NULL);
@@ -314,6 +328,7 @@ pool_free(struct vems_pool *p)
 	}
 	pthread_rwlock_destroy(&p->meta_lock);
 	pthread_mutex_destroy(&p->alloc_lock);
+	pthread_mutex_destroy(&p->reclaim_lock);
 	pthread_mutex_destroy(&p->sp_lock);
 	pthread_cond_destroy(&p->sp_cond);
 	pthread_cond_destroy(&p->sp_done);
@@ -635,7 +650,7 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 				       vems__pchecks_bytes(nslots, es));
 	uint64_t tab_bytes = nframes_max / cf * sizeof(struct vems_chunk);
 	uint64_t zones = (pmem_size + OBJ_ZONE_BYTES - 1) / OBJ_ZONE_BYTES;
-	uint64_t reserve = pmem_size / 32 > MIB ? pmem_size / 32 : MIB;
+	uint64_t reserve = meta_reserve(pmem_size);
 	uint64_t overhead = OBJ_BASE_OVERHEAD + zones * OBJ_ZONE_OVERHEAD +
 		ent_bytes + tab_bytes + reserve;
 	if (pmem_size <= overhead + vems__chunk_bytes(es, cf, false))
@@ -1071,6 +1086,8 @@ vems_pool_open(struct vems_pool **poolp, const char *path,
 				    &p->block_fd)))
 		goto fail;
 	if ((ret = attach(p, cfg)) || (ret = rebuild(p)) ||
+	    (ret = vems__chunks_grow(
+		     p, meta_reserve((uint64_t)p->nframes * p->extent_size))) ||
 	    (ret = vems__spill_start(p, cfg)))
 		goto fail;
 	*poolp = p;

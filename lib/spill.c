@@ -206,9 +206,16 @@ spill_end(struct vems_pool *p)
 	return left > 0;
 }
 
-int
-vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
-	    uint32_t lo, uint32_t hi, bool own)
+/* Which victims a spill round takes. */
+enum pick {
+	PICK_POLICY, /* the replacement policy's */
+	PICK_OWN,    /* the held object's own cold extents */
+	PICK_RANGE,  /* whatever is resident in frames [lo, hi) */
+};
+
+static int
+spill_round(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
+	    uint32_t lo, uint32_t hi, enum pick pick)
 {
 	uint32_t frames[SPILL_BATCH];
 	struct victim vs[SPILL_BATCH];
@@ -218,9 +225,13 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 	if (vems__pool_failed(p))
 		return vems__pool_writable(p);
 	atomic_fetch_add(&p->spills_inflight, 1);
-	uint32_t nv = own
+	uint32_t nv = pick == PICK_OWN
 		? vems__pol_victims_own(p, held->serial, lo, hi, frames, want)
+		: pick == PICK_RANGE
+		? vems__pol_victims_range(p, lo, hi, frames, want)
 		: vems__pol_victims(p, frames, want);
+	if (pick == PICK_RANGE)
+		lo = hi = 0; /* (no object is held) */
 	if (nv == 0) {
 		spill_end(p);
 		return 0;
@@ -361,6 +372,19 @@ vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 }
 
 int
+vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
+	    uint32_t lo, uint32_t hi, bool own)
+{
+	return spill_round(p, want, held, lo, hi, own ? PICK_OWN : PICK_POLICY);
+}
+
+int
+vems__spill_range(struct vems_pool *p, uint32_t f0, uint32_t f1)
+{
+	return spill_round(p, SPILL_BATCH, NULL, f0, f1, PICK_RANGE);
+}
+
+int
 vems__frames_reserve(struct vems_pool *p, uint32_t need, uint32_t *out,
 		     struct vems_objnode *held, uint32_t lo, uint32_t hi)
 {
@@ -495,16 +519,22 @@ spiller_main(void *arg)
 	return NULL;
 }
 
+void
+vems__watermarks_set(struct vems_pool *p)
+{
+	uint32_t n = p->frames_present;
+	uint32_t low = (uint32_t)((uint64_t)n * p->low_pct / 100);
+	uint32_t step = n / 40 > 1 ? n / 40 : 1;
+	uint32_t high = low + step < n ? low + step : n;
+	p->low_frames = low;
+	p->high_frames = high;
+}
+
 int
 vems__spill_start(struct vems_pool *p, const struct vems_config *cfg)
 {
 	p->low_pct = cfg ? cfg->low_watermark : VEMS_LOW_WATERMARK_DEFAULT;
-	p->low_frames =
-		(uint32_t)((uint64_t)p->frames_present * p->low_pct / 100);
-	uint32_t step = p->frames_present / 40 > 1 ? p->frames_present / 40 : 1;
-	p->high_frames = p->low_frames + step;
-	if (p->high_frames > p->frames_present)
-		p->high_frames = p->frames_present;
+	vems__watermarks_set(p);
 	pthread_mutex_init(&p->sp_lock, NULL);
 	pthread_cond_init(&p->sp_cond, NULL);
 	if (p->low_frames == 0 || p->nslots == 0)

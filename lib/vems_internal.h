@@ -209,7 +209,17 @@ struct vems_pool {
 	uint32_t nframes, nslots, nentries;
 	uint32_t nchunks, chunk_frames;
 	uint8_t **chunk_base; /* [nchunks]: frame 0 of each, NULL: none */
-	uint32_t frames_present;
+	_Atomic uint32_t frames_present;
+	/*
+	 * A chunk being emptied for metadata (chunk.c), -1: none. Its frames
+	 * never go back to the free list: they are counted in `parked`
+	 * (alloc_lock) until all are, and the chunk is freed, or the attempt
+	 * gives up and they are put back. One at a time (reclaim_lock).
+	 */
+	_Atomic int64_t draining;
+	uint32_t parked;
+	uint32_t parked_v[63];
+	pthread_mutex_t reclaim_lock;
 	bool is_pmem; /* decided once at open: flush+fence, or msync */
 
 	int lock_fd; /* pmem file, holds the ownership locks */
@@ -252,7 +262,8 @@ struct vems_pool {
 
 	/* background spiller (spill.c) */
 	unsigned low_pct;
-	uint32_t low_frames, high_frames;
+	/* from frames_present, which a chunk's reclaim changes */
+	_Atomic uint32_t low_frames, high_frames;
 	pthread_t spiller;
 	bool spiller_running;
 	pthread_mutex_t sp_lock;
@@ -362,6 +373,31 @@ int vems__chunks_create(PMEMobjpool *pop, struct vems_super *sb,
 int vems__chunks_validate(struct vems_pool *p, uint64_t psize);
 int vems__chunks_attach(struct vems_pool *p);
 void vems__chunks_detach(struct vems_pool *p);
+/*
+ * Gives a data chunk's heap space to metadata: empties the chunk whose
+ * frames are cheapest to evict, then frees it with its table slot in one
+ * transaction. Called with no lock held, by a metadata transaction that
+ * found the heap full. 0, or -ENOSPC (with the reason) when no chunk can
+ * be emptied: the last one, or data nobody can spill.
+ */
+int vems__chunk_reclaim(struct vems_pool *p);
+/*
+ * What a metadata transaction that found the heap full returns (with the
+ * message set); the public call then makes room (vems__meta_full) and
+ * tries again.
+ */
+#define VEMS__NOMETA (VEMS_E_BASE - 1001)
+/* 0: room was made, retry; or the final -ENOSPC, saying what is full. */
+int vems__meta_full(struct vems_pool *p, const char *what);
+/* Tries of a metadata change before its ENOSPC stands (each freed a chunk,
+ * and still the record did not fit: heap fragments too small). */
+#define VEMS__META_TRIES 8
+/* At open: chunks for the empty table slots while the heap keeps room for
+ * metadata (`reserve` bytes). */
+int vems__chunks_grow(struct vems_pool *p, uint64_t reserve);
+/* A frame is free: to the free list, or parked if its chunk is being
+ * emptied. alloc_lock held. */
+void vems__frame_back_locked(struct vems_pool *p, uint32_t frame);
 /* Table slot i as attached (vems_pool_check). */
 bool vems__chunk_slot_ok(const struct vems_pool *p, uint32_t i);
 /* The frame's bytes from the table (NULL: no such chunk). */
@@ -446,6 +482,10 @@ uint32_t vems__pol_victims(struct vems_pool *p, uint32_t *out, uint32_t max);
 uint32_t vems__pol_victims_own(struct vems_pool *p, uint64_t serial,
 			       uint32_t lo, uint32_t hi, uint32_t *out,
 			       uint32_t max);
+/* Every resident frame in [f0, f1), whatever its recency (a chunk being
+ * emptied). */
+uint32_t vems__pol_victims_range(struct vems_pool *p, uint32_t f0, uint32_t f1,
+				 uint32_t *out, uint32_t max);
 /* A candidate that was not spilled goes back (main queue) if still BUSY. */
 void vems__pol_putback(struct vems_pool *p, uint32_t frame);
 /* The read/write hit path: no lock, no pmem write. */
@@ -475,6 +515,11 @@ void vems__spill_stop(struct vems_pool *p);
  * is an object the caller holds exclusively (its extents [lo, hi] are
  * never chosen), or NULL. Returns the frames freed, or -errno.
  */
+/* The marks from frames_present and the configured percentage. */
+void vems__watermarks_set(struct vems_pool *p);
+/* Evicts what is resident in frames [f0, f1) (spilled or dropped): one
+ * batch; returns the frames freed, or -errno. */
+int vems__spill_range(struct vems_pool *p, uint32_t f0, uint32_t f1);
 int vems__spill(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 		uint32_t lo, uint32_t hi, bool own);
 /*

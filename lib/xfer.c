@@ -172,10 +172,10 @@ static void
 quarantine(struct vems_pool *p, const void *buf)
 {
 	uint32_t f;
-	if (!vems__frame_of(p, buf, &f))
-		return;
+	/* under alloc_lock: a chunk's reclaim changes the table */
 	pthread_mutex_lock(&p->alloc_lock);
-	p->fr[f].lost = true;
+	if (vems__frame_of(p, buf, &f))
+		p->fr[f].lost = true;
 	pthread_mutex_unlock(&p->alloc_lock);
 }
 

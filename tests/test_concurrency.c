@@ -6,7 +6,9 @@
  * - one object: writers store whole pages of one repeated byte, readers
  *   check that no page they read is torn (a read sees a write wholly
  *   before or after it);
- * - metadata churn (create/bind/remove) racing the data path.
+ * - metadata churn (create/bind/remove) racing the data path;
+ * - names that take data chunks (chunk.c) racing writers, readers and
+ *   vems_pool_check.
  */
 
 #include <pthread.h>
@@ -25,6 +27,7 @@ struct ctx {
 	struct vems_oid shared_oid;
 	atomic_int stop;
 	atomic_int errors;
+	atomic_int done;
 };
 
 struct targ {
@@ -235,6 +238,87 @@ test_metadata_races_data_path(void **state)
 	tu_destroy(&c.tp);
 }
 
+#define RECLAIM_NAMES 300
+
+static void
+print_problem(const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "pool check: %s\n", msg);
+}
+
+static void *
+reclaim_worker(void *arg)
+{
+	struct targ *t = arg;
+	struct ctx *c = t->c;
+	struct vems_pool *p = c->tp.pool;
+	if (t->id < 2) {
+		disjoint_worker(arg);
+	} else if (t->id < 4) {
+		/* long names: 64 of them take a 256 KiB heap chunk */
+		static _Thread_local char name[4001];
+		for (int i = 0; i < RECLAIM_NAMES; i++) {
+			memset(name, 'a' + i % 26, 4000);
+			int n = snprintf(name, 32, "r%d/%05d", t->id, i);
+			name[n] = '-';
+			name[4000] = '\0';
+			if (vems_name_bind(p, name, c->shared_oid)) {
+				fprintf(stderr, "bind %d: %s\n", i,
+					vems_errormsg());
+				atomic_fetch_add(&c->errors, 1);
+			}
+		}
+	} else {
+		/* checks see parked frames as what they are */
+		while (atomic_load(&c->done) < 4)
+			if (vems_pool_check(p, print_problem, NULL) != 0)
+				atomic_fetch_add(&c->errors, 1);
+		return NULL;
+	}
+	atomic_fetch_add(&c->done, 1);
+	return NULL;
+}
+
+static void
+test_reclaim_races_data_path(void **state)
+{
+	(void)state;
+	struct ctx c = {0};
+	tu_create(&c.tp, "reclaim", 16 * MIB, 256 * MIB, 0);
+	struct vems_pool *p = c.tp.pool;
+	struct vems_pool_info in;
+	TU_OK(vems_pool_info(p, &in));
+	/* pmem full of data first: the writers' frames come from spills */
+	c.shared_oid = (struct vems_oid){1, 0};
+	TU_OK(vems_obj_create(p, &c.shared_oid));
+	uint64_t size = in.pmem_extents * in.extent_size;
+	uint8_t *buf = malloc(size + 1);
+	tu_fill(buf, size, 5, 0);
+	struct vems_obj *o;
+	TU_OK(vems_obj_open(p, c.shared_oid, 0, &o));
+	assert_int_equal(vems_obj_pwrite(o, buf, size, 0, 0), (ssize_t)size);
+	run(&c, reclaim_worker, 5);
+	assert_int_equal(atomic_load(&c.errors), 0);
+	struct vems_pool_info in2;
+	TU_OK(vems_pool_info(p, &in2));
+	print_message("pmem extents: %llu, then %llu after %d long names\n",
+		      (unsigned long long)in.pmem_extents,
+		      (unsigned long long)in2.pmem_extents, 2 * RECLAIM_NAMES);
+	assert_true(in2.pmem_extents < in.pmem_extents);
+	assert_int_equal(vems_obj_pread(o, buf, size + 1, 0), (ssize_t)size);
+	assert_true(tu_verify(buf, size, 5, 0));
+	vems_obj_close(&o);
+	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	tu_reopen(&c.tp);
+	assert_int_equal(vems_pool_check(c.tp.pool, NULL, NULL), 0);
+	int names = 0;
+	TU_OK(vems_name_list(c.tp.pool, "r", count_name, &names));
+	assert_int_equal(names, 2 * RECLAIM_NAMES);
+	free(buf);
+	tu_destroy(&c.tp);
+}
+
 int
 main(void)
 {
@@ -242,6 +326,7 @@ main(void)
 		cmocka_unit_test(test_disjoint_objects),
 		cmocka_unit_test(test_same_object_no_torn_pages),
 		cmocka_unit_test(test_metadata_races_data_path),
+		cmocka_unit_test(test_reclaim_races_data_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

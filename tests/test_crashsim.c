@@ -1587,6 +1587,8 @@ static bool
 map_lines(void)
 {
 	struct vems_pool *p = V.pool;
+	if (p->nframes > PMEM_SIZE / EXT + 63)
+		return false; /* (V.f2e's size) */
 	for (uint32_t f = 0; f < p->nframes; f++)
 		V.f2e[f] = UINT32_MAX;
 	for (uint32_t i = 0; i < p->nentries; i++) {
@@ -2012,7 +2014,9 @@ server(int req, int resp)
 	mallopt(M_TRIM_THRESHOLD, INT_MAX);
 	V.ballast = malloc(PMEM_SIZE);
 	tu_fill(V.ballast, PMEM_SIZE, BALLAST_SEED, 0);
-	V.f2e = malloc(PMEM_SIZE / EXT * sizeof(*V.f2e));
+	/* frame numbers run to the chunk table's capacity: whole chunks of
+	 * up to 63 frames */
+	V.f2e = malloc((PMEM_SIZE / EXT + 63) * sizeof(*V.f2e));
 	V.lm = malloc(MAXC * sizeof(*V.lm));
 	V.changed = malloc(MAXC);
 	V.s2e = malloc(BMAX / EXT * sizeof(*V.s2e));

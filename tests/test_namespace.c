@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "vems_internal.h"
 
 #define PMEM_SZ (UINT64_C(32) << 20)
 #define BLOCK_SZ (UINT64_C(16) << 20)
@@ -770,6 +771,180 @@ test_remove_object_unbinds(void **state)
 	CHECK_POOL(tp->pool);
 }
 
+/* Creates *oid and writes every pmem frame's worth of dirty data
+ * (tu_fill, seed 9); its bytes in *bufp if wanted. */
+static uint64_t
+fill_pmem(struct vems_pool *pool, struct vems_oid *oid, uint8_t **bufp)
+{
+	TU_OK(vems_obj_create(pool, oid));
+	uint64_t size = (uint64_t)pool->frames_present * pool->extent_size;
+	uint8_t *buf = malloc(size);
+	tu_fill(buf, size, 9, 0);
+	struct vems_obj *o;
+	TU_OK(vems_obj_open(pool, *oid, 0, &o));
+	assert_int_equal(vems_obj_pwrite(o, buf, size, 0, 0), (ssize_t)size);
+	vems_obj_close(&o);
+	if (bufp)
+		*bufp = buf;
+	else
+		free(buf);
+	return size;
+}
+
+/* Object `oid` holds `size` bytes of tu_fill(seed 9). */
+static void
+verify_data(struct vems_pool *pool, struct vems_oid oid, uint64_t size)
+{
+	struct vems_obj *o;
+	uint8_t *buf = malloc(size + 1);
+	TU_OK(vems_obj_open(pool, oid, VEMS_O_RDONLY, &o));
+	assert_int_equal(vems_obj_pread(o, buf, size + 1, 0), (ssize_t)size);
+	assert_true(tu_verify(buf, size, 9, 0));
+	vems_obj_close(&o);
+	free(buf);
+}
+
+/*
+ * Issue 9: metadata grows into pmem, a data chunk at a time, instead of
+ * stopping at a space fixed at create. A 16 MiB pool whose pmem was full
+ * of data stopped at about 2,000 names with its block file nearly empty,
+ * and a name of VEMS_NAME_MAX bytes did not bind at all. Now: the long
+ * name binds, tens of thousands of names and objects follow (the data
+ * they displace is spilled, and reads back), and when pmem really is
+ * full the error says so.
+ */
+static void
+test_metadata_grows_into_pmem(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "metagrow", 16 << 20, 256 << 20, 64 << 10);
+	struct vems_pool *p = tp.pool;
+	uint32_t present0 = p->frames_present;
+	struct vems_oid data = {3, 0};
+	uint64_t size = fill_pmem(p, &data, NULL);
+
+	struct vems_oid target = new_obj(p, 4);
+	char *longname = malloc(VEMS_NAME_MAX + 1);
+	memset(longname, 'x', VEMS_NAME_MAX);
+	longname[VEMS_NAME_MAX] = '\0';
+	TU_OK(vems_name_bind(p, longname, target));
+	enum { NNAMES = 30000, NOBJS = 5000 };
+	char nm[32];
+	for (int i = 0; i < NNAMES; i++) {
+		snprintf(nm, sizeof(nm), "n/%06d", i);
+		int r = vems_name_bind(p, nm, target);
+		if (r)
+			fail_msg("name %d of %d: %s", i, NNAMES,
+				 vems_errormsg());
+		if (i < NOBJS) {
+			struct vems_oid x = {5, 0};
+			r = vems_obj_create(p, &x);
+			if (r)
+				fail_msg("object %d of %d: %s", i, NOBJS,
+					 vems_errormsg());
+		}
+	}
+	print_message("pmem frames: %u at create, %u after %d names and %d "
+		      "objects\n",
+		      present0, (unsigned)p->frames_present, NNAMES, NOBJS);
+	assert_true(p->frames_present < present0);
+	verify_data(p, data, size);
+	CHECK_POOL(p);
+
+	/* all of it durable: after a reopen, the same */
+	TU_OK(vems_pool_close(&tp.pool));
+	TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+	p = tp.pool;
+	assert_bound(p, longname, target);
+	for (int i = 0; i < NNAMES; i += 997) {
+		snprintf(nm, sizeof(nm), "n/%06d", i);
+		assert_bound(p, nm, target);
+	}
+	verify_data(p, data, size);
+	CHECK_POOL(p);
+
+	/* until pmem is full of metadata, but for the last chunk of data */
+	int more = 0, r = 0;
+	while (r == 0) {
+		snprintf(nm, sizeof(nm), "m/%07d", more);
+		prime_errormsg();
+		r = vems_name_bind(p, nm, target);
+		more += r == 0;
+	}
+	assert_int_equal(r, -ENOSPC);
+	if (strstr(vems_errormsg(), "pmem is full") == NULL)
+		fail_msg("the error does not say what is full: %s",
+			 vems_errormsg());
+	print_message("%d more names, then: %s\n", more, vems_errormsg());
+	assert_int_equal(p->frames_present, p->chunk_frames);
+	verify_data(p, data, size);
+	CHECK_POOL(p);
+	/* room again once names go */
+	for (int i = 0; i < 200; i++) {
+		snprintf(nm, sizeof(nm), "m/%07d", i);
+		TU_OK(vems_name_unbind(p, nm));
+	}
+	TU_OK(vems_name_bind(p, "after/unbind", target));
+	CHECK_POOL(p);
+	free(longname);
+	tu_destroy(&tp);
+}
+
+/*
+ * Metadata needs a chunk whose data cannot be spilled (the block file is
+ * full): the bind fails with ENOSPC saying both tiers are full, the frames
+ * the attempt freed go back to use, and nothing is lost.
+ */
+static void
+test_metadata_full_when_data_cannot_spill(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	/* 16 block slots of 64 KiB, far fewer than pmem's frames */
+	tu_create(&tp, "metafull", 16 << 20, 1 << 20, 64 << 10);
+	struct vems_pool *p = tp.pool;
+	uint32_t present0 = p->frames_present;
+	struct vems_oid data = {3, 0};
+	uint8_t *buf;
+	uint64_t size = fill_pmem(p, &data, &buf);
+	struct vems_obj *o;
+	struct vems_oid target = new_obj(p, 4);
+	char nm[64];
+	int r = 0, n = 0;
+	for (; r == 0 && n < 100000; n++) {
+		snprintf(nm, sizeof(nm), "f/%06d", n);
+		prime_errormsg();
+		r = vems_name_bind(p, nm, target);
+	}
+	assert_int_equal(r, -ENOSPC);
+	print_message("%d names, then: %s\n", n - 1, vems_errormsg());
+	if (strstr(vems_errormsg(), "both tiers are full") == NULL)
+		fail_msg("the error does not say what is full: %s",
+			 vems_errormsg());
+	/* no chunk went, and the frames freed by the attempt are in use */
+	assert_int_equal(p->frames_present, present0);
+	assert_int_equal(p->parked, 0);
+	assert_int_equal(p->draining, -1);
+	CHECK_POOL(p);
+	verify_data(p, data, size);
+	struct vems_pool_stats st;
+	TU_OK(vems_pool_stats(p, &st));
+	assert_true(st.pmem_bytes_free > 0);
+	/* (a new object would need metadata too: the named one takes it) */
+	TU_OK(vems_obj_open(p, target, 0, &o));
+	assert_int_equal(vems_obj_pwrite(o, buf, st.pmem_bytes_free, 0, 0),
+			 (ssize_t)st.pmem_bytes_free);
+	vems_obj_close(&o);
+	CHECK_POOL(p);
+	tu_reopen(&tp);
+	verify_data(tp.pool, data, size);
+	assert_bound(tp.pool, "f/000000", target);
+	CHECK_POOL(tp.pool);
+	free(buf);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
@@ -795,6 +970,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_object_unbinds,
 						setup, teardown),
+		cmocka_unit_test(test_metadata_grows_into_pmem),
+		cmocka_unit_test(test_metadata_full_when_data_cannot_spill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <libpmem.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -258,6 +259,29 @@ get_file(const char *path, size_t *len)
 	return b;
 }
 
+/* The closed pool's bytes, and the model's buffers sized for them. */
+static uint8_t *
+track_init(const char *pmem, size_t *flen)
+{
+	uint8_t *pristine = get_file(pmem, flen);
+	T.len = *flen;
+	T.media = malloc(*flen);
+	T.image = malloc(*flen);
+	return pristine;
+}
+
+/* Tracking on, from the pool's current bytes as the media image. */
+static void
+track_start(struct vems_pool *pool)
+{
+	T.base = (uint8_t *)pool->pop;
+	memcpy(T.media, T.base, T.len);
+	T.npend = 0;
+	T.drains = 0;
+	T.taken = false;
+	T.on = true;
+}
+
 /*
  * Runs the workload with tracking on; returns the number of fences, and in
  * done_before[i] the fence count when op i returned.
@@ -270,12 +294,7 @@ run_workload(struct tu_pool *tp, const struct vems_oid *oids,
 	struct vems_obj *o[2];
 	for (int i = 0; i < 2; i++)
 		TU_OK(vems_obj_open(tp->pool, oids[i], 0, &o[i]));
-	T.base = (uint8_t *)tp->pool->pop;
-	memcpy(T.media, T.base, T.len);
-	T.npend = 0;
-	T.drains = 0;
-	T.taken = false;
-	T.on = true;
+	track_start(tp->pool);
 	static uint8_t buf[200000];
 	for (int i = 0; i < NOPS; i++) {
 		const struct op *op = &ops[i];
@@ -307,10 +326,7 @@ test_crash_at_every_fence(void **state)
 		TU_OK(vems_obj_create(tp.pool, &oids[i]));
 	TU_OK(vems_pool_close(&tp.pool));
 	size_t flen;
-	uint8_t *pristine = get_file(tp.pmem, &flen);
-	T.len = flen;
-	T.media = malloc(flen);
-	T.image = malloc(flen);
+	uint8_t *pristine = track_init(tp.pmem, &flen);
 
 	struct op ops[NOPS];
 	long done_at[NOPS];
@@ -402,11 +418,185 @@ test_crash_at_every_fence(void **state)
 	tu_destroy(&tp);
 }
 
+/* --- a data chunk given to metadata (chunk.c) ------------------------ */
+
+#define RNAMES 400 /* binds in the tracked part, at most */
+#define RLEN 4000  /* bytes of a name: 64 of them fill a 256 KiB chunk */
+
+static void
+rname(char *buf, int i)
+{
+	memset(buf, 'a' + i % 26, RLEN);
+	snprintf(buf, 16, "r/%05d/", i);
+	buf[strlen(buf)] = '-';
+	buf[RLEN] = '\0';
+}
+
+static struct vems_pool *
+open_nowm(struct tu_pool *tp)
+{
+	struct vems_config *cfg;
+	struct vems_pool *p;
+	TU_OK(vems_config_new(&cfg));
+	TU_OK(vems_config_set_low_watermark(cfg, 0)); /* no spiller thread */
+	TU_OK(vems_pool_open(&p, tp->pmem, cfg));
+	vems_config_delete(&cfg);
+	return p;
+}
+
+/*
+ * Binds names from `first` on until `reclaims` chunks went to metadata
+ * and 4 more binds returned (the run is deterministic: no spiller); per bind, the fence count when it returned.
+ * Returns the binds made; *rec_op: the first bind that took a chunk.
+ */
+static int
+run_binds(struct tu_pool *tp, struct vems_oid target, int first, int reclaims,
+	  long *done_at, int *rec_op)
+{
+	tp->pool = open_nowm(tp);
+	track_start(tp->pool);
+	static char nm[RLEN + 1];
+	int n = 0, seen = 0, tail = -1;
+	*rec_op = -1;
+	for (; n < RNAMES && tail != 0; n++) {
+		uint32_t before = tp->pool->frames_present;
+		rname(nm, first + n);
+		TU_OK(vems_name_bind(tp->pool, nm, target));
+		done_at[n] = T.drains;
+		if (tp->pool->frames_present < before) {
+			if (*rec_op < 0)
+				*rec_op = n;
+			if (++seen == reclaims)
+				tail = 5;
+		}
+		if (tail > 0)
+			tail--;
+	}
+	T.on = false;
+	TU_OK(vems_pool_close(&tp->pool));
+	return n;
+}
+
+/*
+ * Power fails at every fence while names take data chunks: each reclaim
+ * spills the chunk's dirty extents, drops the clean ones and frees the
+ * chunk with its table slot in one transaction. After the crash: the
+ * pool opens and checks clean, the data reads back whole, and every name
+ * bound before the fence is there (the one in flight may be).
+ */
+static void
+test_reclaim_at_every_fence(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_paths(&tp, "pfreclaim");
+	struct vems_config *cfg;
+	TU_OK(vems_config_new(&cfg));
+	TU_OK(vems_config_set_pmem_size(cfg, 16 * MIB));
+	TU_OK(vems_config_set_block_path(cfg, tp.block));
+	TU_OK(vems_config_set_block_size(cfg, 64 * MIB));
+	TU_OK(vems_config_set_extent_size(cfg, 4096));
+	TU_OK(vems_config_set_low_watermark(cfg, 0));
+	TU_OK(vems_pool_create(&tp.pool, tp.pmem, cfg));
+	vems_config_delete(&cfg);
+	/* pmem full of dirty data, and names until the heap is full */
+	struct vems_oid data = {3, 0}, target = {4, 0};
+	TU_OK(vems_obj_create(tp.pool, &data));
+	TU_OK(vems_obj_create(tp.pool, &target));
+	uint64_t size = (uint64_t)tp.pool->frames_present * 4096;
+	uint8_t *buf = malloc(size + 1);
+	tu_fill(buf, size, 21, 0);
+	struct vems_obj *o;
+	TU_OK(vems_obj_open(tp.pool, data, 0, &o));
+	assert_int_equal(vems_obj_pwrite(o, buf, size, 0, 0), (ssize_t)size);
+	vems_obj_close(&o);
+	char nm[RLEN + 1];
+	int pre = 0;
+	for (uint32_t fp = tp.pool->frames_present;
+	     tp.pool->frames_present == fp; pre++) {
+		rname(nm, pre);
+		TU_OK(vems_name_bind(tp.pool, nm, target));
+	}
+	TU_OK(vems_pool_close(&tp.pool));
+	size_t flen;
+	uint8_t *pristine = track_init(tp.pmem, &flen);
+
+	long done_at[RNAMES];
+	int rec_op;
+	T.crash_at = 0;
+	int nb = run_binds(&tp, target, pre, 1, done_at, &rec_op);
+	assert_true(rec_op >= 0);
+	/*
+	 * The fences of the bind that took a chunk and of the one after it:
+	 * exhaustive where the chunk is chosen and freed (its first and last
+	 * 40), every 4th in between (the spills, which every other crash
+	 * suite covers too).
+	 */
+	long k0 = rec_op > 0 ? done_at[rec_op - 1] + 1 : 1;
+	long k1 = done_at[rec_op], total = done_at[rec_op + 1];
+	int checked = 0, short_runs = 0;
+	for (long k = k0; k <= total; k++) {
+		if (k > k0 + 40 && k < k1 - 40 && (k - k0) % 4)
+			continue;
+		put_file(tp.pmem, pristine, flen);
+		T.crash_at = k;
+		long at[RNAMES];
+		int n = run_binds(&tp, target, pre, 1, at, &rec_op);
+		if (!T.taken) {
+			short_runs++;
+			continue;
+		}
+		put_file(tp.pmem, T.image, flen);
+		tp.pool = open_nowm(&tp);
+		if (vems_pool_check(tp.pool, NULL, NULL) != 0)
+			fail_msg("check fails after a crash at fence %ld", k);
+		TU_OK(vems_obj_open(tp.pool, data, VEMS_O_RDONLY, &o));
+		assert_int_equal(vems_obj_pread(o, buf, size + 1, 0),
+				 (ssize_t)size);
+		vems_obj_close(&o);
+		if (!tu_verify(buf, size, 21, 0))
+			fail_msg("fence %ld: the data does not read back", k);
+		struct vems_oid got;
+		for (int i = 0; i < pre + n; i++) {
+			rname(nm, i);
+			int r = vems_name_lookup(tp.pool, nm, &got);
+			bool before = i < pre || at[i - pre] < k;
+			bool inflight =
+				!before && (i == pre || at[i - pre - 1] < k);
+			if (before && r != 0)
+				fail_msg("fence %ld: name %d (bound before "
+					 "the crash) is gone: %s",
+					 k, i, vems_errormsg());
+			if (!before && !inflight && r == 0)
+				fail_msg("fence %ld: name %d bound after the "
+					 "crash is there",
+					 k, i);
+		}
+		/* and the pool goes on: names still take chunks */
+		rname(nm, 99999);
+		TU_OK(vems_name_bind(tp.pool, nm, target));
+		TU_OK(vems_pool_check(tp.pool, NULL, NULL));
+		TU_OK(vems_pool_close(&tp.pool));
+		checked++;
+	}
+	tu_figure("powerfail", "crash_points", (unsigned long long)checked);
+	print_message("%d names before, %d tracked; %d crash points checked "
+		      "(fences %ld-%ld, %d runs fenced fewer times)\n",
+		      pre, nb, checked, k0, total, short_runs);
+	assert_true(short_runs == 0 && checked > 0);
+	free(pristine);
+	free(T.media);
+	free(T.image);
+	free(buf);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_at_every_fence),
+		cmocka_unit_test(test_reclaim_at_every_fence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
