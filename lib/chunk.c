@@ -36,14 +36,20 @@ chunk_check(uint64_t i, uint64_t off)
 }
 
 uint32_t
-vems__chunk_frames_for(uint64_t nframes_max)
+vems__chunk_frames_for(uint64_t nframes_max, uint64_t extent_size)
 {
-	/* at least 8 chunks a pool, so that a chunk is a small share of it;
-	 * at most 63 frames (4 MiB of 64 KiB extents) */
-	uint64_t cf = 64;
-	while (cf > 2 && cf * 8 > nframes_max)
-		cf /= 2;
-	return (uint32_t)cf - 1;
+	/*
+	 * About 4 MiB a chunk (at least 16 frames' worth), so that a pool
+	 * has few allocations to walk at open and the alignment frame is a
+	 * small share; and at least 8 chunks a pool, so that a chunk is a
+	 * small share of it.
+	 */
+	uint64_t n = (UINT64_C(4) << 20) / extent_size;
+	if (n < 16)
+		n = 16;
+	while (n > 2 && n * 8 > nframes_max)
+		n /= 2;
+	return (uint32_t)n - 1;
 }
 
 uint64_t
@@ -176,7 +182,8 @@ vems__chunks_attach(struct vems_pool *p)
 	p->chunk_frames = (uint32_t)sb->chunk_frames;
 	p->nchunks = (uint32_t)(sb->nframes / sb->chunk_frames);
 	p->chunk_base = calloc(p->nchunks, sizeof(*p->chunk_base));
-	if (p->chunk_base == NULL)
+	p->parked_v = calloc(p->chunk_frames, sizeof(*p->parked_v));
+	if (p->chunk_base == NULL || p->parked_v == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
 	uint32_t present = 0;
 	for (uint32_t i = 0; i < p->nchunks; i++) {
@@ -194,7 +201,9 @@ void
 vems__chunks_detach(struct vems_pool *p)
 {
 	free(p->chunk_base);
+	free(p->parked_v);
 	p->chunk_base = NULL;
+	p->parked_v = NULL;
 }
 
 bool

@@ -194,6 +194,7 @@ static_assert(offsetof(struct vems_entry, check) == 28, "entry layout");
  * and the CRC-32C of (its index, off) in `check`. Changed only inside
  * libpmemobj transactions, together with the allocation it names.
  */
+#define VEMS_CHUNK_FRAMES_MAX 65535u
 struct vems_chunk {
 	uint64_t off;
 	uint32_t check;

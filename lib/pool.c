@@ -440,7 +440,7 @@ check_super(struct vems_pool *p, const struct layout_info *li)
 	if (sb->page_size != VEMS_PAGE_SIZE || es < VEMS_PAGE_SIZE ||
 	    (es & (es - 1)) || es > VEMS_EXTENT_MAX || sb->nframes == 0 ||
 	    sb->nframes >= UINT32_MAX || sb->nslots >= UINT32_MAX ||
-	    sb->chunk_frames == 0 || sb->chunk_frames > 63 ||
+	    sb->chunk_frames == 0 || sb->chunk_frames > VEMS_CHUNK_FRAMES_MAX ||
 	    sb->nframes % sb->chunk_frames ||
 	    sb->nentries < sb->nframes + sb->nslots ||
 	    sb->nentries >= UINT32_MAX)
@@ -637,7 +637,7 @@ create_layout(struct vems_pool *p, const struct vems_config *cfg,
 {
 	PMEMobjpool *pop = p->pop;
 	uint64_t es = cfg->extent_size;
-	uint32_t cf = vems__chunk_frames_for(pmem_size / es);
+	uint32_t cf = vems__chunk_frames_for(pmem_size / es, es);
 	uint64_t nframes_max = (pmem_size / es + cf - 1) / cf * cf;
 	uint64_t nentries = nframes_max + nslots;
 	if (nentries >= UINT32_MAX)

@@ -218,7 +218,7 @@ struct vems_pool {
 	 */
 	_Atomic int64_t draining;
 	uint32_t parked;
-	uint32_t parked_v[63];
+	uint32_t *parked_v; /* [chunk_frames] */
 	pthread_mutex_t reclaim_lock;
 	bool is_pmem; /* decided once at open: flush+fence, or msync */
 
@@ -362,7 +362,7 @@ int vems__pool_writable(struct vems_pool *p);
 /* --- chunk.c: the data area's chunks -------------------------------- */
 
 /* Frames a chunk holds in a pool of nframes_max possible frames. */
-uint32_t vems__chunk_frames_for(uint64_t nframes_max);
+uint32_t vems__chunk_frames_for(uint64_t nframes_max, uint64_t extent_size);
 /* Bytes of a chunk's allocation (fallback: for an unexpected alignment). */
 uint64_t vems__chunk_bytes(uint64_t extent_size, uint32_t cf, bool fallback);
 /* At create: as many chunks as fit, leaving `reserve` bytes for records. */

@@ -1587,7 +1587,7 @@ static bool
 map_lines(void)
 {
 	struct vems_pool *p = V.pool;
-	if (p->nframes > PMEM_SIZE / EXT + 63)
+	if (p->nframes > PMEM_SIZE / EXT + 1024)
 		return false; /* (V.f2e's size) */
 	for (uint32_t f = 0; f < p->nframes; f++)
 		V.f2e[f] = UINT32_MAX;
@@ -2015,8 +2015,8 @@ server(int req, int resp)
 	V.ballast = malloc(PMEM_SIZE);
 	tu_fill(V.ballast, PMEM_SIZE, BALLAST_SEED, 0);
 	/* frame numbers run to the chunk table's capacity: whole chunks of
-	 * up to 63 frames */
-	V.f2e = malloc((PMEM_SIZE / EXT + 63) * sizeof(*V.f2e));
+	 * at most 1024 frames here (chunk.c) */
+	V.f2e = malloc((PMEM_SIZE / EXT + 1024) * sizeof(*V.f2e));
 	V.lm = malloc(MAXC * sizeof(*V.lm));
 	V.changed = malloc(MAXC);
 	V.s2e = malloc(BMAX / EXT * sizeof(*V.s2e));

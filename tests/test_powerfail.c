@@ -420,8 +420,8 @@ test_crash_at_every_fence(void **state)
 
 /* --- a data chunk given to metadata (chunk.c) ------------------------ */
 
-#define RNAMES 400 /* binds in the tracked part, at most */
-#define RLEN 4000  /* bytes of a name: 64 of them fill a 256 KiB chunk */
+#define RNAMES 2000 /* binds in the tracked part, at most */
+#define RLEN 4000   /* bytes of a name (a chunk holds hundreds) */
 
 static void
 rname(char *buf, int i)
