@@ -2108,7 +2108,7 @@ setup(void **state)
 	nruns = e ? (unsigned)strtoul(e, NULL, 0) : 1000;
 	/* seconds per test case; CI bounds the run with it */
 	e = getenv("VEMS_CRASHSIM_BUDGET");
-	budget_s = e ? strtod(e, NULL) : sweep_mode ? 1e9 : 60;
+	budget_s = e ? strtod(e, NULL) : sweep_mode ? 1e9 : 75;
 	t_start = now();
 	/*
 	 * Open's validation process (pool.c's probe) runs the same checks as
