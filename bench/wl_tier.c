@@ -425,6 +425,43 @@ heap_in_use(void)
 }
 
 /*
+ * b->rounds opens of the closed pool vp (left open after the last), as
+ * workload wl's series: open time, per 1e6 of n extents, and DRAM per
+ * extent beyond `empty` (the same pool with none mapped); with `all`,
+ * also DRAM per extent counting everything the open pool holds.
+ */
+static void
+timed_opens(struct bench *b, struct vpool *vp, const char *wl, uint64_t n,
+	    size_t empty, bool all)
+{
+	struct series *so = bench_series(b, wl, "open time", U_SECONDS);
+	struct series *sp =
+		bench_series(b, wl, "open seconds per 1e6 extents", U_SECONDS);
+	struct series *sm =
+		bench_series(b, wl, "DRAM bytes per extent", U_BYTES);
+	struct series *sa = all ? bench_series(b, wl,
+					       "DRAM bytes per extent, free "
+					       "lists included",
+					       U_BYTES)
+				: NULL;
+	for (int r = 0; r < b->rounds; r++) {
+		size_t h0 = heap_in_use();
+		double t0 = bench_now_ns();
+		CHECK(vems_pool_open(&vp->pool, vp->pmem, NULL));
+		double s = (bench_now_ns() - t0) / 1e9;
+		size_t h1 = heap_in_use();
+		series_round(so, s);
+		series_round(sp, s * 1e6 / (double)n);
+		series_round(sm,
+			     ((double)(h1 - h0) - (double)empty) / (double)n);
+		if (sa)
+			series_round(sa, (double)(h1 - h0) / (double)n);
+		if (r < b->rounds - 1)
+			CHECK(vems_pool_close(&vp->pool));
+	}
+}
+
+/*
  * Issue 9's scale: 10^6 objects of 10 extents each (10^7 mapped extents,
  * 4 KiB; 40 GB in the block file, which is sparse elsewhere), opened
  * after a close. Each extent is mapped by one byte written at its start,
@@ -476,28 +513,7 @@ open_many_objects(struct bench *b)
 		   (bench_now_ns() - t0) / 1e9);
 	CHECK(vems_pool_close(&vp.pool));
 	const char *wl = "open-1e6-objects-1e7-extents";
-	struct series *so = bench_series(b, wl, "open time", U_SECONDS);
-	struct series *sp =
-		bench_series(b, wl, "open seconds per 1e6 extents", U_SECONDS);
-	struct series *sm =
-		bench_series(b, wl, "DRAM bytes per extent", U_BYTES);
-	struct series *sa = bench_series(
-		b, wl, "DRAM bytes per extent, free lists included", U_BYTES);
-	for (int r = 0; r < b->rounds; r++) {
-		h0 = heap_in_use();
-		double t1 = bench_now_ns();
-		CHECK(vems_pool_open(&vp.pool, vp.pmem, NULL));
-		double s = (bench_now_ns() - t1) / 1e9;
-		size_t h1 = heap_in_use();
-		series_round(so, s);
-		series_round(sp, s * 1e6 / (double)n);
-		series_round(sm,
-			     ((double)(h1 - h0) - (double)empty_heap) /
-				     (double)n);
-		series_round(sa, (double)(h1 - h0) / (double)n);
-		if (r < b->rounds - 1)
-			CHECK(vems_pool_close(&vp.pool));
-	}
+	timed_opens(b, &vp, wl, n, empty_heap, true);
 	bench_ratio(b, wl, "open seconds per 1e6 extents", "", true, 1.0,
 		    "open time per million mapped extents (s)");
 	/* judged with everything the open pool holds in DRAM */
@@ -556,25 +572,7 @@ wl_open_scale(struct bench *b)
 		char wl[64];
 		snprintf(wl, sizeof(wl), "open-%llu-extents",
 			 (unsigned long long)n);
-		struct series *so = bench_series(b, wl, "open time", U_SECONDS);
-		struct series *sp = bench_series(
-			b, wl, "open seconds per 1e6 extents", U_SECONDS);
-		struct series *sm =
-			bench_series(b, wl, "DRAM bytes per extent", U_BYTES);
-		for (int r = 0; r < b->rounds; r++) {
-			h0 = heap_in_use();
-			double t0 = bench_now_ns();
-			CHECK(vems_pool_open(&vp.pool, vp.pmem, NULL));
-			double s = (bench_now_ns() - t0) / 1e9;
-			size_t h1 = heap_in_use();
-			series_round(so, s);
-			series_round(sp, s * 1e6 / (double)n);
-			series_round(sm,
-				     ((double)(h1 - h0) - (double)empty) /
-					     (double)n);
-			if (r < b->rounds - 1)
-				CHECK(vems_pool_close(&vp.pool));
-		}
+		timed_opens(b, &vp, wl, n, empty, false);
 		/* judged at the largest count: open walks the whole entry
 		 * table and the geometry's free lists, so with few extents
 		 * mapped in a pool sized for many the fixed part dominates */
