@@ -42,7 +42,7 @@ extern "C" {
 #define VEMS_VERSION_MINOR 1
 #define VEMS_VERSION_PATCH 0
 /* The on-media format this library writes and reads. */
-#define VEMS_FORMAT_VERSION 4
+#define VEMS_FORMAT_VERSION 5
 
 /* The library's version as "MAJOR.MINOR.PATCH" (of the loaded library). */
 VEMS_API const char *vems_version(void);
@@ -162,6 +162,18 @@ VEMS_API int vems_config_set_low_watermark(struct vems_config *cfg,
  */
 VEMS_API int vems_config_set_block_io(struct vems_config *cfg, unsigned flags);
 
+/*
+ * Small objects (used by open and create; default: a quarter of the extent
+ * size, at most 16 KiB). An object no larger than this keeps its bytes in
+ * one pmem allocation of its own, sized to them, instead of a whole extent
+ * in each tier; when pmem runs short the coldest move to the block file as
+ * ordinary extents. An object that grows past the limit moves to extents.
+ * 0 turns this off for new data (objects stored so far stay as they are).
+ * Errors: -EINVAL (over 64 KiB).
+ */
+VEMS_API int vems_config_set_inline_max(struct vems_config *cfg,
+					uint64_t bytes);
+
 /* --- pools ---------------------------------------------------------- */
 
 struct vems_pool;
@@ -241,7 +253,7 @@ VEMS_API int vems_pool_info(struct vems_pool *pool,
 struct vems_pool_stats {
 	uint64_t objects;
 	uint64_t names;
-	uint64_t pmem_bytes_used; /* extent frames in use x extent size */
+	uint64_t pmem_bytes_used; /* frames in use x extent size + inline */
 	uint64_t pmem_bytes_free;
 	uint64_t block_bytes_used; /* extent slots in use x extent size */
 	uint64_t block_bytes_free;
@@ -268,6 +280,9 @@ struct vems_pool_stats {
 	uint64_t block_fetches;	     /* BLOCK extents read back for a write */
 	uint64_t block_errors;	     /* failed block-file transfers or syncs */
 	uint64_t bytes_block_read;   /* read from the block file for data */
+	uint64_t inline_objects;     /* small objects kept inline in pmem */
+	uint64_t inline_bytes;	   /* their allocations (in pmem_bytes_used) */
+	uint64_t inline_evictions; /* inline objects moved to the block file */
 };
 VEMS_API int vems_pool_stats(struct vems_pool *pool,
 			     struct vems_pool_stats *stats);

@@ -138,6 +138,8 @@ int vems__uring_open(int fd, const char *path, enum vems_bsync sync,
  *                  frames); < 0 makes it give up as if all were held by
  *                  other waiting writers: the write publishes what it
  *                  wrote, lets go of the object and retries
+ *   'I'            a small object's new inline block (res 0, len its
+ *                  capacity); < 0 makes it fail as if the heap were full
  *
  * A hook that does not know an op must return res unchanged.
  */

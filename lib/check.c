@@ -62,6 +62,32 @@ serial_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A small object's inline block against its record (object held). */
+static void
+check_inline(struct vems_pool *p, struct vems_objnode *n, struct checker *c,
+	     uint64_t *ninl, uint64_t *bytes)
+{
+	const struct vems_obj_rec *r = n->rec;
+	if (n->inl == NULL) {
+		if (r->inl)
+			problem(c,
+				"object %" PRIu64 ".%" PRIu64 ": its record "
+				"names inline data it does not use",
+				n->oid.partition, n->oid.id);
+		return;
+	}
+	(*ninl)++;
+	*bytes += vems__inline_bytes(p, n->inl);
+	const struct vems_inline *in = n->inl;
+	if (r->inl != pmemobj_oid(in).off || in->serial != n->serial ||
+	    in->check != vems__inline_check(in->serial, in->cap) ||
+	    vems__rec_size(r) > in->cap)
+		problem(c,
+			"object %" PRIu64 ".%" PRIu64 ": inline data "
+			"damaged (check value mismatch)",
+			n->oid.partition, n->oid.id);
+}
+
 static struct vems_objnode *
 find_serial(struct vems_objnode **v, size_t cnt, uint64_t serial)
 {
@@ -332,6 +358,11 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			continue;
 		}
 		mapped++;
+		if (n->inl)
+			problem(&c,
+				"entry %u: object %" PRIu64 ".%" PRIu64
+				" is inline and has an extent too",
+				i, n->oid.partition, n->oid.id);
 		uint64_t size = vems__rec_size(n->rec);
 		uint64_t next = (size + p->extent_size - 1) >> p->extent_shift;
 		if (e->ext_index >= next)
@@ -366,7 +397,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 				i, e->slot);
 	}
 	/* the DRAM side against the entry table */
-	uint64_t indexed = 0;
+	uint64_t indexed = 0, ninl = 0, inl_bytes = 0;
 	for (size_t i = 0; i < cnt; i++) {
 		struct idx_walk w = {p, v[i], &c};
 		vems__xidx_foreach(&v[i]->idx, idx_fn, &w);
@@ -377,7 +408,37 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 				"object %" PRIu64 ".%" PRIu64 ": size word "
 				"damaged (check value mismatch)",
 				v[i]->oid.partition, v[i]->oid.id);
+		if (r->rcheck != vems__rec_check(r))
+			problem(&c,
+				"object %" PRIu64 ".%" PRIu64 ": record "
+				"damaged (check value mismatch)",
+				v[i]->oid.partition, v[i]->oid.id);
+		check_inline(p, v[i], &c, &ninl, &inl_bytes);
 	}
+	if (ninl != atomic_load(&p->inl_count) ||
+	    inl_bytes != atomic_load(&p->inl_bytes))
+		problem(&c,
+			"%" PRIu64 " inline objects of %" PRIu64
+			" bytes, the counters say %" PRIu64 " and %" PRIu64,
+			ninl, inl_bytes, (uint64_t)atomic_load(&p->inl_count),
+			(uint64_t)atomic_load(&p->inl_bytes));
+	/* the heap walk, unless a chunk's reclaim (which takes no lock we
+	 * hold out) is changing the heap right now */
+	uint64_t heap_inl = ninl;
+	if (pthread_mutex_trylock(&p->reclaim_lock) == 0) {
+		PMEMoid ho;
+		heap_inl = 0;
+		POBJ_FOREACH(p->pop, ho)
+		{
+			heap_inl += pmemobj_type_num(ho) == VEMS_TYPE_INLINE;
+		}
+		pthread_mutex_unlock(&p->reclaim_lock);
+	}
+	if (heap_inl != ninl)
+		problem(&c,
+			"the heap holds %" PRIu64 " inline blocks, objects "
+			"name %" PRIu64,
+			heap_inl, ninl);
 	if (indexed != mapped)
 		problem(&c,
 			"DRAM index holds %" PRIu64 " extents, the entry "

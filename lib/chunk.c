@@ -301,7 +301,7 @@ tx_new_chunk(struct vems_pool *p, uint32_t c)
 /* The chunk whose frames are cheapest to evict (most of them free), not
  * one with a frame a failed ring may still write; -1: none to give. */
 static int64_t
-pick_chunk(struct vems_pool *p)
+pick_chunk(struct vems_pool *p, uint32_t *free_in_best)
 {
 	uint32_t cf = p->chunk_frames;
 	uint32_t *nfree = calloc(p->nchunks, sizeof(*nfree));
@@ -321,19 +321,26 @@ pick_chunk(struct vems_pool *p)
 		if (!lost && (best < 0 || nfree[c] > nfree[best]))
 			best = c;
 	}
+	*free_in_best = best >= 0 ? nfree[best] : 0;
 	free(nfree);
 	return present > 1 ? best : -1; /* data keeps a chunk */
 }
 
+/* only_free: a chunk none of whose frames is in use, else -EAGAIN */
 static int
-reclaim_locked(struct vems_pool *p)
+reclaim_locked(struct vems_pool *p, bool only_free)
 {
 	uint32_t cf = p->chunk_frames;
 	int ret = vems__pool_writable(p);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&p->alloc_lock);
-	int64_t c = pick_chunk(p);
+	uint32_t nfree = 0;
+	int64_t c = pick_chunk(p, &nfree);
+	if (only_free && (c < 0 || nfree < cf)) {
+		pthread_mutex_unlock(&p->alloc_lock);
+		return -EAGAIN;
+	}
 	if (c < 0) {
 		pthread_mutex_unlock(&p->alloc_lock);
 		return vems__fail(-ENOSPC,
@@ -407,25 +414,93 @@ reclaim_locked(struct vems_pool *p)
 	return ret;
 }
 
-int
-vems__chunk_reclaim(struct vems_pool *p)
+static int
+reclaim(struct vems_pool *p, bool only_free)
 {
 	pthread_mutex_lock(&p->reclaim_lock);
-	int ret = reclaim_locked(p);
+	int ret = reclaim_locked(p, only_free);
 	pthread_mutex_unlock(&p->reclaim_lock);
 	return ret;
 }
 
 int
+vems__chunk_reclaim(struct vems_pool *p)
+{
+	return reclaim(p, false);
+}
+
+/* heap asked of one round of eviction: a libpmemobj chunk */
+#define EVICT_WANT (UINT64_C(256) << 10)
+/* an allocation only a whole free chunk serves (a chunk less its header) */
+#define CHUNK_PROBE ((size_t)(UINT64_C(256) << 10) - 17)
+
+/* Whether the heap has a free chunk: what any new run, of any class,
+ * needs. */
+static bool
+heap_has_chunk(struct vems_pool *p)
+{
+	PMEMoid o = OID_NULL;
+	if (pmemobj_alloc(p->pop, &o, CHUNK_PROBE, 0, NULL, NULL) != 0)
+		return false;
+	pmemobj_free(&o);
+	return true;
+}
+
+/*
+ * 1: inline objects moved out until a chunk of the heap came free (or
+ * none are left to move), 0: none could be, or -errno (not ENOSPC).
+ * Evicting frees units in the inline classes' runs; a record or a name
+ * of another class gains only when a whole run empties, so rounds go on
+ * until one has.
+ */
+static int
+evict_inline(struct vems_pool *p)
+{
+	bool moved = false;
+	uint64_t rounds = atomic_load(&p->inl_count) + 1;
+	while (rounds-- > 0 && atomic_load(&p->inl_count) > 0) {
+		int64_t r = vems__inline_evict(p, EVICT_WANT, NULL);
+		if (r <= 0) {
+			if (moved || r == -ENOSPC || r == 0)
+				break;
+			return (int)r;
+		}
+		moved = true;
+		if (heap_has_chunk(p))
+			break;
+	}
+	return moved ? 1 : 0;
+}
+
+/*
+ * The heap is full. What is cheapest goes first: a data chunk holding no
+ * data (no I/O). Then, as pmem is shared between extents and inline
+ * objects, the larger of the two gives way: inline objects move to the
+ * block file, or a chunk is emptied by spilling its extents; if that one
+ * cannot, the other is tried.
+ */
+int
 vems__meta_full(struct vems_pool *p, const char *what)
 {
-	int ret = vems__chunk_reclaim(p);
+	int ret = reclaim(p, true);
+	if (ret != -EAGAIN)
+		return ret;
+	pthread_mutex_lock(&p->alloc_lock);
+	uint64_t resident = (uint64_t)(p->frames_present - p->free_frames.n) *
+		p->extent_size;
+	pthread_mutex_unlock(&p->alloc_lock);
+	bool inline_first = atomic_load(&p->inl_bytes) >= resident;
+	if (inline_first && (ret = evict_inline(p)) != 0)
+		return ret < 0 ? ret : 0;
+	ret = vems__chunk_reclaim(p);
 	if (ret == 0)
 		return 0;
 	if (ret != -ENOSPC)
 		return ret;
 	char why[512];
 	snprintf(why, sizeof(why), "%s", vems_errormsg());
+	if (!inline_first && (ret = evict_inline(p)) != 0)
+		return ret < 0 ? ret : 0;
 	return vems__fail(-ENOSPC,
 			  "no metadata space for %s: pmem is full (%s)", what,
 			  why);

@@ -18,6 +18,7 @@ vems__config_defaults(struct vems_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->extent_size = EXTENT_DEFAULT;
 	cfg->low_watermark = VEMS_LOW_WATERMARK_DEFAULT;
+	cfg->inline_max = UINT64_MAX;
 }
 
 int
@@ -127,5 +128,18 @@ vems_config_set_block_io(struct vems_config *cfg, unsigned flags)
 		return vems__fail(-EINVAL, "unknown block I/O flags %#x",
 				  flags);
 	cfg->block_flags = flags;
+	return 0;
+}
+
+int
+vems_config_set_inline_max(struct vems_config *cfg, uint64_t bytes)
+{
+	if (cfg == NULL)
+		return vems__fail(-EINVAL, "config is NULL");
+	if (bytes > VEMS_INLINE_MAX_LIMIT)
+		return vems__fail(-EINVAL,
+				  "inline limit %llu: must be at most 64 KiB",
+				  (unsigned long long)bytes);
+	cfg->inline_max = bytes;
 	return 0;
 }

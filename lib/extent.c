@@ -507,6 +507,54 @@ vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 	}
 }
 
+/* --- inline objects moving to the block file ------------------------------ */
+
+int
+vems__ext_commit_block(struct vems_pool *p, struct vems_objnode *n,
+		       uint32_t entry, uint32_t ext, uint32_t slot,
+		       uint32_t crc)
+{
+	(void)n;
+	struct vems_entry *e = &p->entries[entry];
+	struct vems_flushset fs = {0};
+	/* free (word 0): nothing reads these fields until the commit */
+	atomic_store_explicit((_Atomic uint64_t *)&e->serial, n->serial,
+			      memory_order_relaxed);
+	e->ext_index = ext;
+	e->frame = 0;
+	e->slot = slot;
+	e->crc = crc;
+	(void)vems__flush_add(p, &fs, e, offsetof(struct vems_entry, word));
+	if (!VEMS_PLANTED(VEMS_PLANT_UNFLUSHED_PCHECKS))
+		(void)vems__flush_add(p, &fs, vems__slot_pchecks(p, slot),
+				      (size_t)p->ppe * sizeof(uint32_t));
+	int ret = vems__flush_done(p, &fs);
+	if (ret)
+		return ret;
+	if (!VEMS_PLANTED(VEMS_PLANT_TORN_ENTRY))
+		vems__pmem_drain(p); /* fields and page checks, then state */
+	ret = commit(p, e, VEMS_ES_BLOCK);
+	vems__pmem_drain(p); /* the entry, before the inline block goes */
+	return ret;
+}
+
+void
+vems__ext_block_adopt(struct vems_pool *p, struct vems_objnode *n,
+		      uint32_t slot)
+{
+	vems__slot_committed(p, slot);
+	account(p, n, 0, VEMS_ES_BLOCK);
+	VEMS_STAT_ADD(p, extents_allocated, 1);
+}
+
+int
+vems__ext_uncommit(struct vems_pool *p, uint32_t entry)
+{
+	int ret = commit(p, &p->entries[entry], 0);
+	vems__pmem_drain(p);
+	return ret;
+}
+
 /* --- recovery at open ---------------------------------------------------- */
 
 void
@@ -575,13 +623,15 @@ vems__ext_scan(struct vems_pool *p, struct vems_xscan *s)
 					  p->pmem_path, i);
 		uint64_t next = (vems__rec_size(n->rec) + p->extent_size - 1) >>
 			p->extent_shift;
-		if (n->removing || e->ext_index >= next) {
+		if (n->removing || e->ext_index >= next || n->inl) {
 			/*
 			 * Provably left by an interrupted operation: the
 			 * object's removal was under way, or the entry (its
 			 * check verified) lies past the object's verified
 			 * size, where only a shrinking truncate or a write
-			 * that never returned leaves extents.
+			 * that never returned leaves extents, or the object
+			 * is still inline: a move of its bytes to extents
+			 * had not committed (inline.c).
 			 */
 			int ret = add_leftover(s, i);
 			if (ret)

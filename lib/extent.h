@@ -110,6 +110,24 @@ struct vems_xspill {
 void vems__ext_spill_commit(struct vems_pool *p, struct vems_objnode *n,
 			    struct vems_xspill *const *v, size_t cnt);
 
+/*
+ * A new BLOCK entry for extent ext of n (an inline object moving to the
+ * block file; inline.c): the free entry's fields and the slot's page check
+ * row (filled) flushed, fence, the commit store, fence. The slot's data is
+ * durable already. Only the pmem side: the caller then drops the inline
+ * block, and on success calls vems__ext_block_adopt. While the object
+ * stays inline the entry is a leftover (open frees it).
+ */
+int vems__ext_commit_block(struct vems_pool *p, struct vems_objnode *n,
+			   uint32_t entry, uint32_t ext, uint32_t slot,
+			   uint32_t crc);
+/* The DRAM side of that commit (its index entry is the caller's). */
+void vems__ext_block_adopt(struct vems_pool *p, struct vems_objnode *n,
+			   uint32_t slot);
+/* Frees an entry just committed by vems__ext_commit_block (its
+ * transaction failed): store, fence. */
+int vems__ext_uncommit(struct vems_pool *p, uint32_t entry);
+
 /* --- recovery at open -------------------------------------------------- */
 
 /*

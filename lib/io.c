@@ -253,6 +253,13 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	else if (len > size - off)
 		len = (size_t)(size - off);
 	uint64_t hits = 0, holes = 0;
+	if (n->inl && len > 0) {
+		/* a small object: one copy from its inline block */
+		memcpy(out, n->inl->data + off, len);
+		vems__inline_touch(n);
+		done = len;
+		hits++;
+	}
 	while (done < len) {
 		uint64_t pos = off + done;
 		uint32_t ext = (uint32_t)(pos >> p->extent_shift);
@@ -646,15 +653,101 @@ pmem_only(struct vems_pool *p, struct vems_objnode *n, uint64_t off,
 	return true;
 }
 
+/*
+ * A write of a small object (new size at most p->inl_max): in place inside
+ * its inline block (bytes, fence, size), or into a new, larger block
+ * (inline.c: one transaction), then the size. VEMS__NOMETA: the heap had
+ * no room, nothing changed.
+ */
+static int
+write_inline(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
+	     size_t len, uint64_t off, uint64_t old, bool drain, bool nowait)
+{
+	struct vems_inline *in = n->inl;
+	uint64_t end = off + len, live = end > old ? end : old;
+	int ret = 0;
+	vems__inline_touch(n);
+	if (in && end <= in->cap) {
+		atomic_fetch_add_explicit(&n->inl_gen, 1, memory_order_relaxed);
+		/* growing: the garbage between the old end and off is 0 */
+		if (off > old)
+			ret = vems__pmem_zero(p, in->data + old,
+					      (size_t)(off - old));
+		if (ret == 0)
+			ret = vems__pmem_copy(p, in->data + off, src, len);
+	} else {
+		/* a first block sized to the bytes; growth doubles it */
+		uint64_t cap = end;
+		if (in) {
+			cap = 2 * (uint64_t)in->cap;
+			if (cap > p->inl_max)
+				cap = p->inl_max;
+			if (cap < end)
+				cap = end;
+		}
+		uint64_t keep = in ? (old < in->cap ? old : in->cap) : 0;
+		ret = vems__inline_replace(p, n, cap, keep, src, off, len,
+					   live);
+		if (ret == VEMS__NOMETA && nowait)
+			return -EAGAIN;
+	}
+	atomic_store_explicit(&n->mtime_ns, vems__now_ns(),
+			      memory_order_relaxed);
+	if (ret)
+		return ret;
+	if (end > old) {
+		vems__pmem_drain(p); /* the bytes before the size */
+		return set_size(p, n, end);
+	}
+	if (drain)
+		vems__pmem_drain(p);
+	return 0;
+}
+
+static int write_piece(struct vems_pool *p, struct vems_objnode *n,
+		       const uint8_t *src, size_t len, uint64_t off,
+		       uint64_t new_size, bool drain, bool nowait,
+		       bool size_follows);
+
+/*
+ * A small object leaving the inline form (it grows past p->inl_max): its
+ * bytes written to extent 0 and committed like any write, then one
+ * transaction drops the block. A crash in between leaves the object
+ * inline and the extent a leftover (open frees it).
+ */
+static int
+inline_to_extents(struct vems_pool *p, struct vems_objnode *n, bool nowait)
+{
+	uint64_t size = vems__rec_size(n->rec);
+	int ret = 0;
+	if (size > 0)
+		ret = write_piece(p, n, n->inl->data, (size_t)size, 0, size,
+				  true, nowait, false);
+	if (ret == 0 && (ret = vems__inline_drop(p, n)) != 0 &&
+	    vems__ext_free_from(p, n, 0) != 0)
+		n->stale_tail = true;
+	return ret;
+}
+
 static int
 write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
-	     bool drain, bool nowait, size_t *written)
+	     bool drain, bool nowait, bool no_inline, size_t *written)
 {
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
 	uint64_t old = vems__rec_size(n->rec), end = off + len;
 	uint64_t new_size = end > old ? end : old;
 	int ret;
+
+	/* small objects: inline while they stay small (and the heap has
+	 * room: else no_inline, and they move to extents) */
+	if (n->inl || (n->idx.count == 0 && !n->stale_tail)) {
+		if (new_size <= p->inl_max && !no_inline)
+			return write_inline(p, n, src, len, off, old, drain,
+					    nowait);
+		if (n->inl && (ret = inline_to_extents(p, n, nowait)) != 0)
+			return ret;
+	}
 
 	/*
 	 * The hot path: a write inside one dirty resident extent that leaves
@@ -773,15 +866,25 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	const uint8_t *src = buf;
 	size_t done = 0;
 	int64_t deadline = 0;
+	bool no_inline = false;
+	int meta_tries = 0;
 	for (;;) {
 		size_t w = 0;
 		pthread_rwlock_wrlock(&n->lock);
 		ret = write_locked(obj, src + done, len - done, off + done,
-				   drain, nowait, &w);
+				   drain, nowait, no_inline, &w);
 		if (ret == 0 && !drain)
 			n->nodrain_pending = true;
 		pthread_rwlock_unlock(&n->lock);
 		done += w;
+		if (ret == VEMS__NOMETA) {
+			/* the heap is full: room is made with no lock held
+			 * (chunk.c), or the object goes to extents */
+			if (++meta_tries > 2 ||
+			    vems__meta_full(obj->pool, "a small object") != 0)
+				no_inline = true;
+			continue;
+		}
 		if (ret != VEMS__RETRY)
 			break;
 		/*
@@ -852,6 +955,40 @@ retry:
 	if (size == old)
 		goto out;
 	atomic_store(&n->mtime_ns, vems__now_ns());
+	if (n->inl && size < old) {
+		ret = set_size(p, n, size); /* bytes past it are garbage */
+		goto out;
+	}
+	if (n->inl && size <= n->inl->cap) {
+		atomic_fetch_add_explicit(&n->inl_gen, 1, memory_order_relaxed);
+		ret = vems__pmem_zero(p, n->inl->data + old,
+				      (size_t)(size - old));
+		if (ret == 0) {
+			vems__pmem_drain(p); /* zeros before the size */
+			ret = set_size(p, n, size);
+		}
+		goto out;
+	}
+	if (n->inl && size <= p->inl_max) {
+		ret = vems__inline_replace(p, n, size, old, NULL, old, 0, size);
+		if (ret == 0) {
+			vems__pmem_drain(p);
+			ret = set_size(p, n, size);
+		}
+		if (ret != VEMS__NOMETA)
+			goto out;
+	}
+	if (n->inl) {
+		/* past the limit (or no heap for a larger block) */
+		ret = inline_to_extents(p, n, false);
+		if (ret == VEMS__RETRY) {
+			pthread_rwlock_unlock(&n->lock);
+			vems__spill_wait(p, 1);
+			goto retry;
+		}
+		if (ret)
+			goto out;
+	}
 	if (size < old) {
 		/* size first: a crash after it leaves extents past the end,
 		 * which open frees */

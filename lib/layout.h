@@ -18,6 +18,8 @@
  *                      CRC-32C of each page of each block slot), one
  *                      allocation
  *     chunk table      struct vems_chunk[nchunks], one allocation
+ *     type INLINE      struct vems_inline, then the bytes of a small
+ *                      object (one per small object, named by its record)
  *     data chunks      type DATA allocations of chunk_frames extent frames
  *                      each (frame 0 page-aligned inside it), named by the
  *                      chunk table; frame f is frame f % chunk_frames of
@@ -56,7 +58,12 @@
  * allocation, instead of one allocation: pmem is shared by data and
  * metadata, a chunk at a time.
  */
-#define VEMS_FORMAT 4u
+/*
+ * 5: a small object keeps its bytes in one allocation of its own (struct
+ * vems_inline, named by its record's `inl`) instead of a whole extent in
+ * each tier.
+ */
+#define VEMS_FORMAT 5u
 #define VEMS_SUPER_MAGIC "VEMSPOOL"
 #define VEMS_BLOCK_MAGIC "VEMSBLK1"
 /* Longest block path that fits the layout name next to the other fields. */
@@ -72,6 +79,7 @@ enum vems_type {
 	VEMS_TYPE_ENTRIES = 3,
 	VEMS_TYPE_DATA = 4,
 	VEMS_TYPE_CHUNKS = 5,
+	VEMS_TYPE_INLINE = 6,
 };
 
 /*
@@ -132,8 +140,12 @@ struct vems_obj_rec {
 	int64_t ctime_ns;
 	int64_t mtime_ns;
 	uint32_t flags;	 /* VEMS_OBJ_* */
-	uint32_t rcheck; /* CRC-32C of partition..serial, ctime_ns, flags */
-	uint64_t reserved;
+	uint32_t rcheck; /* CRC-32C of partition..serial, ctime_ns, flags,
+			    inl */
+	/* pool offset of the object's struct vems_inline, 0: none. While
+	 * it is set, the object's bytes [0, size) are there and any extent
+	 * entry of the object is a leftover (inline.c) */
+	uint64_t inl;
 };
 static_assert(sizeof(struct vems_obj_rec) == 64, "obj rec layout");
 static_assert(offsetof(struct vems_obj_rec, sizew) == 24, "obj rec layout");
@@ -150,6 +162,20 @@ struct vems_name_rec {
 	char name[];
 };
 static_assert(sizeof(struct vems_name_rec) == 24, "name rec layout");
+
+/*
+ * A small object's bytes (type INLINE allocation): `cap` bytes of data
+ * follow the header. `check` is the CRC-32C of (serial, cap). Created,
+ * replaced and freed only in transactions that also change the record's
+ * `inl`; its data bytes change in place, like a frame's.
+ */
+struct vems_inline {
+	uint64_t serial; /* the owning object's */
+	uint32_t cap;
+	uint32_t check;
+	uint8_t data[];
+};
+static_assert(sizeof(struct vems_inline) == 16, "inline layout");
 
 /* Extent states (vems_entry.state). */
 enum vems_estate {

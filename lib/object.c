@@ -29,13 +29,14 @@ oid_hash(const struct vems_oid *oid)
 }
 
 /* CRC-32C of an object record's transactional fields. */
-static uint32_t
-rec_check(const struct vems_obj_rec *r)
+uint32_t
+vems__rec_check(const struct vems_obj_rec *r)
 {
 	struct {
 		uint64_t partition, id, serial;
 		int64_t ctime_ns;
 		uint32_t flags, magic;
+		uint64_t inl;
 	} b;
 	memset(&b, 0, sizeof(b));
 	b.partition = r->partition;
@@ -43,6 +44,7 @@ rec_check(const struct vems_obj_rec *r)
 	b.serial = r->serial;
 	b.ctime_ns = r->ctime_ns;
 	b.flags = r->flags;
+	b.inl = r->inl;
 	b.magic = 0x4f424a52u; /* "OBJR": a zeroed record never verifies */
 	return vems__crc32c(&b, sizeof(b));
 }
@@ -97,8 +99,8 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 	struct vems_obj_rec *r = pmemobj_direct(rec_oid);
 	struct vems_oid oid = {r->partition, r->id};
 	uint64_t size = vems__rec_size(r);
-	if (r->rcheck != rec_check(r) || r->id == 0 || r->serial == 0 ||
-	    (r->flags & ~VEMS_OBJ_REMOVING) || r->reserved != 0)
+	if (r->rcheck != vems__rec_check(r) || r->id == 0 || r->serial == 0 ||
+	    (r->flags & ~VEMS_OBJ_REMOVING))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: object record %" PRIu64 ".%" PRIu64
 				  " is damaged (check value mismatch): left "
@@ -141,6 +143,7 @@ free_record(struct vems_pool *p, struct vems_objnode *n)
 	TX_BEGIN(p->pop)
 	{
 		vems__super_tx_count(p->sb, -1, 0);
+		vems__inline_tx_free(p, n);
 		pmemobj_tx_free(n->rec_oid);
 	}
 	TX_ONABORT
@@ -171,6 +174,7 @@ vems__obj_finish_removals(struct vems_pool *p)
 						"cannot finish removing an "
 						"object: %s",
 						pmemobj_errormsg());
+				vems__inline_unlink(p, n);
 				vems__htab_remove(&p->serials, &n->by_serial);
 				vems__obj_free_node(n);
 			}
@@ -215,7 +219,7 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 		sb->mcheck = vems__super_mcheck(sb);
 		r->ctime_ns = r->mtime_ns = vems__now_ns();
 		r->sizew = vems__sizew(0, r->serial);
-		r->rcheck = rec_check(r);
+		r->rcheck = vems__rec_check(r);
 	}
 	TX_ONABORT
 	{
@@ -285,7 +289,7 @@ tx_mark_removed(struct vems_pool *p, struct vems_obj_rec *r,
 		vems__super_tx_count(p->sb, 0, -(int)nnames);
 		pmemobj_tx_add_range_direct(&r->flags, 2 * sizeof(uint32_t));
 		r->flags |= VEMS_OBJ_REMOVING;
-		r->rcheck = rec_check(r);
+		r->rcheck = vems__rec_check(r);
 	}
 	TX_ONABORT
 	{
@@ -351,6 +355,7 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 				    oid.partition, oid.id);
 		goto out;
 	}
+	vems__inline_unlink(p, n);
 	vems__htab_remove(&p->serials, &n->by_serial);
 	vems__obj_free_node(n);
 out:
@@ -429,6 +434,8 @@ fill_stat(struct vems_pool *p, struct vems_objnode *n, struct vems_obj_stat *st)
 	st->pmem_bytes = (st->extents_pmem + st->extents_both) * p->extent_size;
 	st->block_bytes =
 		(st->extents_both + st->extents_block) * p->extent_size;
+	if (n->inl)
+		st->pmem_bytes += vems__inline_bytes(p, n->inl);
 	pthread_rwlock_unlock(&n->lock);
 }
 

@@ -268,6 +268,7 @@ pool_alloc(void)
 	pthread_rwlock_init(&p->meta_lock, NULL);
 	pthread_mutex_init(&p->alloc_lock, NULL);
 	pthread_mutex_init(&p->reclaim_lock, NULL);
+	pthread_mutex_init(&p->inl_lock, NULL);
 	p->draining = -1;
 	pthread_mutex_init(&p->sp_lock, NULL);
 	pthread_cond_init(&p->sp_cond, NULL);
@@ -329,6 +330,8 @@ pool_free(struct vems_pool *p)
 	pthread_rwlock_destroy(&p->meta_lock);
 	pthread_mutex_destroy(&p->alloc_lock);
 	pthread_mutex_destroy(&p->reclaim_lock);
+	pthread_mutex_destroy(&p->inl_lock);
+	free(p->inl_scan);
 	pthread_mutex_destroy(&p->sp_lock);
 	pthread_cond_destroy(&p->sp_cond);
 	pthread_cond_destroy(&p->sp_done);
@@ -386,6 +389,9 @@ attach(struct vems_pool *p, const struct vems_config *cfg)
 			(void)madvise(p->chunk_base[c],
 				      (size_t)p->chunk_frames * p->extent_size,
 				      MADV_RANDOM);
+	vems__inline_classes(p);
+	p->inl_max = vems__inline_limit(cfg ? cfg->inline_max : UINT64_MAX,
+					p->extent_size);
 	/* the capacity tier: O_DIRECT where real, one sync per batch */
 	unsigned bf = cfg ? cfg->block_flags : 0;
 	p->block_data_off = sb->block_data_off;
@@ -509,6 +515,8 @@ rebuild(struct vems_pool *p)
 			ret = vems__name_load(p, o);
 		else if (t == VEMS_TYPE_DATA)
 			ndata++;
+		else if (t == VEMS_TYPE_INLINE)
+			ret = vems__inline_scan_add(p, o);
 		else if (t == VEMS_TYPE_ENTRIES || t == VEMS_TYPE_CHUNKS)
 			ret = 0;
 		else
@@ -546,7 +554,7 @@ rebuild(struct vems_pool *p)
 			"it is for repair",
 			p->pmem_path, nobj, p->nnames, p->sb->nobj_recs,
 			p->sb->nname_recs);
-	if ((ret = vems__names_verify(p)))
+	if ((ret = vems__names_verify(p)) || (ret = vems__inline_attach(p)))
 		return ret;
 	struct vems_xscan scan;
 	ret = vems__ext_scan(p, &scan);

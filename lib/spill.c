@@ -72,8 +72,8 @@ deadline_in(unsigned ms)
  * shared (which creates and removes wait for). An object busy through a
  * few tries is in use, hence not cold anyway: it is passed over.
  */
-static bool
-lock_obj(struct vems_objnode *n, struct vems_objnode *held, bool excl)
+bool
+vems__obj_trylock(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 {
 	if (n == held)
 		return true;
@@ -254,7 +254,7 @@ spill_round(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 			;
 		struct vems_objnode *n =
 			owner(p, vs[i].serial, held, have_meta);
-		bool locked = n && lock_obj(n, held, false);
+		bool locked = n && vems__obj_trylock(n, held, false);
 		if (locked) {
 			/* in extent order, so that an object's consecutive
 			 * extents get consecutive slots (reads of them are
@@ -315,7 +315,7 @@ spill_round(struct vems_pool *p, uint32_t want, struct vems_objnode *held,
 			}
 		struct vems_objnode *n =
 			c > i ? owner(p, vs[i].serial, held, have_meta) : NULL;
-		if (n && lock_obj(n, held, true)) {
+		if (n && vems__obj_trylock(n, held, true)) {
 			commit_group(p, n, vs + i, c - i);
 			unlock_obj(n, held);
 		} else {

@@ -52,8 +52,11 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	uint64_t free_frames = p->free_frames.n, free_slots = p->free_slots.n;
 	pthread_mutex_unlock(&p->alloc_lock);
 	s->pmem_bytes_free = free_frames * p->extent_size;
+	s->inline_objects = LOAD(p->inl_count);
+	s->inline_bytes = LOAD(p->inl_bytes);
 	s->pmem_bytes_used =
-		(uint64_t)(p->frames_present - free_frames) * p->extent_size;
+		(uint64_t)(p->frames_present - free_frames) * p->extent_size +
+		s->inline_bytes;
 	s->block_bytes_free = free_slots * p->extent_size;
 	s->block_bytes_used = (p->nslots - free_slots) * p->extent_size;
 	s->extents_pmem = LOAD(p->nstate[VEMS_ES_PMEM]);
@@ -87,5 +90,7 @@ vems_pool_stats(struct vems_pool *p, struct vems_pool_stats *s)
 	s->block_errors = sum(p, offsetof(struct vems_counters, block_errors));
 	s->bytes_block_read =
 		sum(p, offsetof(struct vems_counters, bytes_block_read));
+	s->inline_evictions =
+		sum(p, offsetof(struct vems_counters, inline_evictions));
 	return 0;
 }

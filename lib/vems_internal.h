@@ -39,6 +39,7 @@ struct vems_config {
 	uint64_t extent_size;
 	unsigned low_watermark; /* percent of frames kept free, 0: off */
 	unsigned block_flags;	/* VEMS_BLOCK_* */
+	uint64_t inline_max;	/* UINT64_MAX: the default */
 };
 void vems__config_defaults(struct vems_config *cfg);
 
@@ -123,6 +124,17 @@ struct vems_objnode {
 	bool nodrain_pending;	  /* a deferred-drain write happened */
 	bool removing;		  /* at open: its removal was under way */
 	bool stale_tail;	  /* extents past the end could not be freed */
+	/*
+	 * A small object's bytes (inline.c): the record's struct
+	 * vems_inline, or NULL. Set and cleared under the exclusive lock;
+	 * inl_gen bumped by every change of those bytes (an eviction in
+	 * flight compares it), inl_ref set by every access (the eviction
+	 * clock clears it). The list is pool->inl_lock's.
+	 */
+	_Atomic bool inl_ref;
+	_Atomic uint32_t inl_gen;
+	struct vems_inline *inl;
+	struct vems_objnode *inl_prev, *inl_next;
 };
 
 /* An object record's size (the low bits of its size word). */
@@ -193,6 +205,7 @@ struct vems_counters {
 	_Atomic uint64_t checksum_failures;
 	_Atomic uint64_t sync_spills, block_fetches, block_errors;
 	_Atomic uint64_t bytes_block_read;
+	_Atomic uint64_t inline_evictions;
 } __attribute__((aligned(64)));
 unsigned vems__stat_shard(void);
 
@@ -282,6 +295,16 @@ struct vems_pool {
 	 */
 	_Atomic bool failed;
 	_Atomic unsigned aio_ctxs; /* live vems_aio_ctx (close refuses) */
+
+	/* small objects' inline data (inline.c): the eviction clock's list
+	 * (head newest), its allocations' bytes, and the size limit */
+	pthread_mutex_t inl_lock;
+	struct vems_objnode *inl_head, *inl_tail;
+	_Atomic uint64_t inl_bytes, inl_count;
+	uint32_t inl_max;
+	unsigned inl_class[2]; /* allocation classes (inline.c), 0: none */
+	uint64_t *inl_scan;    /* at open: offsets of the INLINE allocations */
+	size_t inl_nscan, inl_capscan;
 
 	struct vems_counters st[VEMS_STAT_SHARDS];
 	/* gauges: extents per vems_estate; changed on (rare) state moves */
@@ -441,6 +464,8 @@ vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
 	return NULL;
 }
 int vems__obj_load(struct vems_pool *p, PMEMoid rec_oid);
+/* CRC-32C of an object record's transactional fields (its rcheck). */
+uint32_t vems__rec_check(const struct vems_obj_rec *r);
 void vems__obj_free_node(struct vems_objnode *n);
 /* The size word for `size` of the object with `serial` (layout.h). */
 uint64_t vems__sizew(uint64_t size, uint64_t serial);
@@ -450,6 +475,71 @@ uint32_t vems__super_mcheck(const struct vems_super *sb);
 void vems__super_tx_count(struct vems_super *sb, int dobj, int dname);
 /* At open, after the entry pass: finishes interrupted removals. */
 int vems__obj_finish_removals(struct vems_pool *p);
+
+/* --- inline.c: small objects' bytes beside their record ------------ */
+
+/* The default limit: a quarter of an extent, at most this. */
+#define VEMS_INLINE_MAX_DEFAULT (UINT64_C(16) << 10)
+/* The largest limit a configuration may set. */
+#define VEMS_INLINE_MAX_LIMIT (UINT64_C(64) << 10)
+uint32_t vems__inline_limit(uint64_t configured, uint64_t extent_size);
+/* PMEMoid of an offset in the pool. */
+PMEMoid vems__pool_oid(const struct vems_pool *p, uint64_t off);
+/* At open, during the heap walk: one INLINE allocation. */
+/* Registers inline blocks' allocation classes (runtime state of the heap,
+ * at every open and create). */
+void vems__inline_classes(struct vems_pool *p);
+
+int vems__inline_scan_add(struct vems_pool *p, PMEMoid o);
+/* At open, after the records: every INLINE allocation is named by the
+ * record of its serial, and every record's names one (else
+ * VEMS_E_CORRUPT); each object's `inl` set. Before the entry pass. */
+int vems__inline_attach(struct vems_pool *p);
+/* Allocation bytes an inline block takes (header, data, heap header). */
+uint64_t vems__inline_bytes(const struct vems_pool *p,
+			    const struct vems_inline *in);
+/* Its header's check value. */
+uint32_t vems__inline_check(uint64_t serial, uint32_t cap);
+/*
+ * n (held exclusively) gets a new inline block of at least cap bytes
+ * holding the first `keep` bytes of its current one (or none), zeros up
+ * to `live` but [off, off + len) from src; one transaction swaps it in and
+ * frees the old one. The size is the caller's to store. 0, VEMS__NOMETA
+ * (heap full, nothing changed) or -EIO.
+ */
+int vems__inline_replace(struct vems_pool *p, struct vems_objnode *n,
+			 uint64_t cap, uint64_t keep, const uint8_t *src,
+			 uint64_t off, size_t len, uint64_t live);
+/* n (held exclusively) stops being inline: its block freed in one
+ * transaction with the record's `inl` (the extents holding its bytes are
+ * committed first). */
+int vems__inline_drop(struct vems_pool *p, struct vems_objnode *n);
+/* In the removal's transaction: frees the object's inline block. */
+void vems__inline_tx_free(struct vems_pool *p, struct vems_objnode *n);
+/* n's inline block leaves the eviction clock (it was freed). */
+void vems__inline_unlink(struct vems_pool *p, struct vems_objnode *n);
+/*
+ * Moves the coldest inline objects (not `held`) to the block file, each
+ * as one BLOCK extent, until about `want` bytes of heap are free: returns
+ * the bytes freed, or -errno (-ENOSPC: the block file is full).
+ */
+/*
+ * Locks n (shared or exclusive) if it comes free within a few tries; n ==
+ * held: already held, nothing to do. A busy object is in use, hence not
+ * cold: spilling and eviction pass it over (spill.c).
+ */
+bool vems__obj_trylock(struct vems_objnode *n, struct vems_objnode *held,
+		       bool excl);
+
+int64_t vems__inline_evict(struct vems_pool *p, uint64_t want,
+			   struct vems_objnode *held);
+/* Marks an access (the eviction clock). */
+static inline void
+vems__inline_touch(struct vems_objnode *n)
+{
+	if (!atomic_load_explicit(&n->inl_ref, memory_order_relaxed))
+		atomic_store_explicit(&n->inl_ref, true, memory_order_relaxed);
+}
 
 /* --- namespace.c ----------------------------------------------------- */
 

@@ -30,7 +30,8 @@
 #define OBJ_SIZE (6 * ES + 1000) /* the tail extent partly used */
 
 static struct tu_pool fx;
-static struct vems_oid fx_oid;
+static struct vems_oid fx_oid, fx_small;
+#define SMALL_SIZE 3000 /* kept inline (lib/inline.c) */
 static const char *fx_name = "dir/some object";
 
 /* Region offsets in the pmem file, learnt from an open pool. */
@@ -41,8 +42,9 @@ static struct {
 	size_t name_len;
 	/* the data chunks' frames: data, no check values */
 	size_t data[64], data_len, ndata;
-	size_t chunks, nchunks; /* chunk table offset, slots */
-	uint32_t ent[3];	/* one entry each: PMEM, BOTH, BLOCK */
+	size_t chunks, nchunks;	     /* chunk table offset, slots */
+	size_t small_rec, small_inl; /* the small object's record, block */
+	uint32_t ent[3];	     /* one entry each: PMEM, BOTH, BLOCK */
 } L;
 
 /* The pool as setup() left it: a served open may promote (it reads). */
@@ -88,8 +90,16 @@ read_all_ok(struct vems_pool *p)
 	uint8_t *buf = malloc(OBJ_SIZE + 1);
 	ssize_t n = vems_obj_pread(o, buf, OBJ_SIZE + 1, 0);
 	int ok = n == (ssize_t)OBJ_SIZE && tu_verify(buf, OBJ_SIZE, 7, 0);
-	free(buf);
 	vems_obj_close(&o);
+	if (ok && vems_obj_open(p, fx_small, VEMS_O_RDONLY, &o) == 0) {
+		uint8_t small[SMALL_SIZE + 1];
+		n = vems_obj_pread(o, small, sizeof(small), 0);
+		ok = n == SMALL_SIZE && tu_verify(small, SMALL_SIZE, 8, 0);
+		vems_obj_close(&o);
+	} else {
+		ok = 0;
+	}
+	free(buf);
 	return ok && vems_pool_check(p, NULL, NULL) == 0;
 }
 
@@ -117,6 +127,16 @@ setup(void **state)
 	/* and make extents 2.. dirty again */
 	tu_fill(buf, OBJ_SIZE, 7, 0);
 	TU_OK(vems_obj_pwrite(o, buf + 2 * ES, OBJ_SIZE - 2 * ES, 2 * ES, 0));
+	/* and a small object, inline */
+	struct vems_obj *so;
+	TU_OK(vems_obj_create(p, &fx_small));
+	TU_OK(vems_obj_open(p, fx_small, 0, &so));
+	tu_fill(buf, SMALL_SIZE, 8, 0);
+	TU_OK(vems_obj_pwrite(so, buf, SMALL_SIZE, 0, 0));
+	assert_non_null(so->node->inl);
+	L.small_rec = (size_t)((char *)so->node->rec - (char *)p->pop);
+	L.small_inl = (size_t)((char *)so->node->inl - (char *)p->pop);
+	vems_obj_close(&so);
 	struct vems_objnode *n = o->node;
 	L.entries = (size_t)((char *)p->entries - (char *)p->pop);
 	L.nentries = p->nentries * sizeof(struct vems_entry);
@@ -248,19 +268,25 @@ test_entry_bytes(void **state)
 	TU_OK(vems_pool_close(&p));
 }
 
+/* Every byte of an object record but mtime_ns (advisory, 40..47). */
 static void
-test_record_bytes(void **state)
+damage_record(size_t rec, int *refused, int *served)
 {
-	(void)state;
-	int refused = 0, served = 0;
-	/* every byte but mtime_ns (advisory, 40..47) */
 	for (size_t b = 0; b < sizeof(struct vems_obj_rec); b++) {
 		if (b >= offsetof(struct vems_obj_rec, mtime_ns) &&
 		    b < offsetof(struct vems_obj_rec, mtime_ns) + 8)
 			continue;
 		for (size_t f = 0; f < sizeof(flips); f++)
-			try_damage(L.rec + b, flips[f], &refused, &served);
+			try_damage(rec + b, flips[f], refused, served);
 	}
+}
+
+static void
+test_record_bytes(void **state)
+{
+	(void)state;
+	int refused = 0, served = 0;
+	damage_record(L.rec, &refused, &served);
 	assert_int_equal(served, 0);
 	int nrefused = refused;
 	for (size_t b = 0; b < L.name_len; b++)
@@ -269,6 +295,29 @@ test_record_bytes(void **state)
 	print_message("object record: %d, name record: %d damaged versions "
 		      "refused\n",
 		      nrefused, refused - nrefused);
+}
+
+/*
+ * A small object (format 5): every byte of its record (its `inl` too) and
+ * of its inline block's header is covered; damage is refused, never
+ * served (the block would be read as another object's, or lost).
+ */
+static void
+test_inline_bytes(void **state)
+{
+	(void)state;
+	int refused = 0, served = 0;
+	damage_record(L.small_rec, &refused, &served);
+	int nrec = refused;
+	for (size_t b = 0; b < sizeof(struct vems_inline); b++)
+		for (size_t f = 0; f < sizeof(flips); f++)
+			try_damage(L.small_inl + b, flips[f], &refused,
+				   &served);
+	print_message("small object: record %d, inline header %d damaged "
+		      "versions refused\n",
+		      nrec, refused - nrec);
+	assert_int_equal(served, 0);
+	assert_int_equal(refused, (56 + 16) * (int)sizeof(flips));
 }
 
 /*
@@ -496,6 +545,7 @@ main(void)
 		cmocka_unit_test(test_entry_check_fields),
 		cmocka_unit_test(test_entry_bytes),
 		cmocka_unit_test(test_record_bytes),
+		cmocka_unit_test(test_inline_bytes),
 		cmocka_unit_test(test_chunk_table_bytes),
 		cmocka_unit_test(test_two_damaged_entries),
 		cmocka_unit_test(test_libpmemobj_damage),

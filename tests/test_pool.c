@@ -27,7 +27,7 @@
 
 /* Where the layout name sits in a libpmemobj pool, and how ours starts. */
 #define LAYOUT_OFF 4096
-#define LAYOUT_FMT "libvems fmt=4"
+#define LAYOUT_FMT "libvems fmt=5"
 /* Offset of the checksum in the block file's header (layout.h). */
 #define BLOCK_CSUM_OFF 124
 
@@ -870,7 +870,7 @@ test_open_foreign_pmemobj(void **state)
 	unlink(tp->pmem);
 
 	/* our prefix, but not our fields */
-	pop = pmemobj_create(tp->pmem, "libvems fmt=4 nothing else", PMEM_SZ,
+	pop = pmemobj_create(tp->pmem, "libvems fmt=5 nothing else", PMEM_SZ,
 			     0600);
 	assert_non_null(pop);
 	pmemobj_close(pop);
@@ -943,8 +943,8 @@ test_open_format_version(void **state)
 	pread_file(tp->pmem, LAYOUT_OFF, lay, sizeof(LAYOUT_FMT) - 1);
 	lay[sizeof(LAYOUT_FMT) - 1] = '\0';
 	assert_string_equal(lay, LAYOUT_FMT);
-	/* a pool of the previous format (3) */
-	pwrite_file(tp->pmem, LAYOUT_OFF + sizeof(LAYOUT_FMT) - 2, "3", 1);
+	/* a pool of the previous format (4) */
+	pwrite_file(tp->pmem, LAYOUT_OFF + sizeof(LAYOUT_FMT) - 2, "4", 1);
 	snap(tp, &dg);
 	EXPECT_ERR(vems_pool_open(&p, tp->pmem, NULL), VEMS_E_VERSION);
 	assert_null(p);
@@ -953,14 +953,14 @@ test_open_format_version(void **state)
 	EXPECT_ERR(vems_pool_open(&p, tp->pmem, NULL), VEMS_E_VERSION);
 	assert_unchanged(tp, &dg);
 
-	/* fmt=10 is not fmt=4 either */
+	/* fmt=10 is not fmt=5 either */
 	pwrite_file(tp->pmem, LAYOUT_OFF + sizeof(LAYOUT_FMT) - 2, "10", 2);
 	snap(tp, &dg);
 	EXPECT_ERR(vems_pool_open(&p, tp->pmem, NULL), VEMS_E_VERSION);
 	assert_unchanged(tp, &dg);
 
 	/* that byte was the only difference */
-	pwrite_file(tp->pmem, LAYOUT_OFF + sizeof(LAYOUT_FMT) - 2, "4 ", 2);
+	pwrite_file(tp->pmem, LAYOUT_OFF + sizeof(LAYOUT_FMT) - 2, "5 ", 2);
 	TU_OK(vems_pool_open(&tp->pool, tp->pmem, NULL));
 	verify_pool(tp->pool, oid);
 	tu_destroy(tp);
