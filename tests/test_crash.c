@@ -143,6 +143,35 @@ wait_for_ops(pid_t pid, struct shared *sh)
 	}
 }
 
+/* The operation log shared with the children, and the run's seed. */
+static struct shared *
+shared_log(uint64_t *seed)
+{
+	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
+	*seed = (uint64_t)time(NULL) ^ (uint64_t)getpid();
+	print_message("seed %llu\n", (unsigned long long)*seed);
+	return sh;
+}
+
+/* Kills the child after delay_ns, reaps it, reopens the pool and checks
+ * its metadata. */
+static void
+kill_and_reopen(struct tu_pool *tp, pid_t pid, uint64_t delay_ns)
+{
+	struct timespec ts = {0, (long)delay_ns};
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status))
+		fail_msg("child exited with %d before the kill",
+			 WEXITSTATUS(status));
+	TU_OK(vems_pool_open(&tp->pool, tp->pmem, NULL));
+	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
+}
+
 static void
 run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 {
@@ -169,11 +198,8 @@ run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 	}
 	TU_OK(vems_pool_close(&tp.pool));
 
-	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(sh != MAP_FAILED);
-	uint64_t rng = (uint64_t)time(NULL) ^ (uint64_t)getpid();
-	print_message("seed %llu\n", (unsigned long long)rng);
+	uint64_t rng;
+	struct shared *sh = shared_log(&rng);
 	int inflight_seen = 0;
 	for (int it = 0; it < n; it++) {
 		sh->nops = 0;
@@ -192,18 +218,7 @@ run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 			wait_for_ops(pid, sh);
 			span_ns = 3000000;
 		}
-		struct timespec ts = {
-			0, (long)(tu_rand(&rng) % (uint64_t)span_ns)};
-		nanosleep(&ts, NULL);
-		kill(pid, SIGKILL);
-		int status;
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		if (WIFEXITED(status))
-			fail_msg("child exited with %d before the kill",
-				 WEXITSTATUS(status));
-
-		TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
-		assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 0);
+		kill_and_reopen(&tp, pid, tu_rand(&rng) % (uint64_t)span_ns);
 		uint64_t nops = sh->nops;
 		const struct op *open_op = NULL;
 		for (uint64_t k = 0; k < nops; k++) {
@@ -282,6 +297,174 @@ run(uint64_t pmem_size, uint64_t span, unsigned trunc, bool prefill, int n)
 	tu_destroy(&tp);
 }
 
+/* --- small objects --------------------------------------------------- */
+
+/*
+ * Many small objects in a pmem too small for them: the child writes,
+ * grows, truncates and reads them, so that they are created and grown
+ * inline, moved to extents past the limit, and evicted to the block file
+ * when the heap is full (and read back from it); the kill lands anywhere
+ * in that.
+ */
+#define NSMALL 3000
+#define SMALL_SPAN (24 * 1024)
+
+static void
+small_child(const char *pmem, const struct vems_oid *oids, struct shared *sh,
+	    uint64_t seed)
+{
+	struct vems_pool *pool;
+	if (vems_pool_open(&pool, pmem, NULL) != 0)
+		_exit(3);
+	static uint8_t buf[SMALL_SPAN];
+	uint64_t rng = seed;
+	for (uint64_t k = 0; k < MAXOPS; k++) {
+		struct op *op = &sh->ops[k];
+		op->obj = (int)(tu_rand(&rng) % NSMALL);
+		uint64_t dice = tu_rand(&rng);
+		op->kind = dice % 16 == 0 ? OP_TRUNC
+			: dice % 4 == 1	  ? OP_READ
+					  : OP_WRITE;
+		op->off = tu_rand(&rng) % (dice % 8 == 2 ? SMALL_SPAN : 4000);
+		op->len = 1 + tu_rand(&rng) % 3000;
+		if (op->off + op->len > SMALL_SPAN)
+			op->len = SMALL_SPAN - op->off;
+		op->seed = seed * 1000003 + k;
+		op->done = 0;
+		__atomic_store_n(&sh->nops, k + 1, __ATOMIC_SEQ_CST);
+		struct vems_obj *o;
+		int r = vems_obj_open(pool, oids[op->obj], 0, &o);
+		if (r == 0 && op->kind == OP_TRUNC) {
+			r = vems_obj_truncate(o, op->off);
+		} else if (r == 0 && op->kind == OP_READ) {
+			r = vems_obj_pread(o, buf, op->len, op->off) < 0;
+		} else if (r == 0) {
+			tu_fill(buf, op->len, op->seed, op->off);
+			r = vems_obj_pwrite(o, buf, op->len, op->off, 0) ==
+					(ssize_t)op->len
+				? 0
+				: -1;
+		}
+		if (r != 0)
+			_exit(5);
+		vems_obj_close(&o);
+		__atomic_store_n(&op->done, 1, __ATOMIC_SEQ_CST);
+	}
+	_exit(0);
+}
+
+/* Object i against its completed operations (and the one in flight,
+ * open_op: each byte old or new); adopts what it read. */
+static void
+small_verify(struct vems_pool *pool, struct vems_oid oid, uint8_t *shadow,
+	     uint64_t *size, const struct op *open_op, int it, int i)
+{
+	static uint8_t rd[SMALL_SPAN + 1], after[SMALL_SPAN];
+	struct vems_obj *o;
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_open(pool, oid, VEMS_O_RDONLY, &o));
+	TU_OK(vems_obj_stat(o, &st));
+	ssize_t got = vems_obj_pread(o, rd, sizeof(rd), 0);
+	assert_int_equal(got, (ssize_t)st.size);
+	vems_obj_close(&o);
+	memcpy(after, shadow, SMALL_SPAN);
+	uint64_t asize = *size;
+	if (open_op)
+		apply(after, &asize, open_op);
+	uint64_t lo = *size < asize ? *size : asize;
+	uint64_t hi = *size < asize ? asize : *size;
+	if (st.size < lo || st.size > hi)
+		fail_msg("iteration %d: small object %d has size %llu, not in "
+			 "[%llu, %llu]",
+			 it, i, (unsigned long long)st.size,
+			 (unsigned long long)lo, (unsigned long long)hi);
+	for (uint64_t b = 0; b < st.size; b++) {
+		uint8_t old = b < *size ? shadow[b] : 0;
+		uint8_t nw = b < asize ? after[b] : 0;
+		if (rd[b] != old && rd[b] != nw)
+			fail_msg("iteration %d: small object %d byte %llu is "
+				 "%#x, neither old %#x nor new %#x",
+				 it, i, (unsigned long long)b, rd[b], old, nw);
+	}
+	memcpy(shadow, rd, st.size);
+	memset(shadow + st.size, 0, SMALL_SPAN - st.size);
+	*size = st.size;
+}
+
+static void
+test_sigkill_small_objects(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "crashsmall", 16 * MIB, 512 * MIB, 0);
+	static struct vems_oid oids[NSMALL];
+	static uint64_t size[NSMALL];
+	uint8_t *shadow = calloc(NSMALL, SMALL_SPAN);
+	assert_non_null(shadow);
+	for (int i = 0; i < NSMALL; i++) {
+		oids[i] = (struct vems_oid){7, (uint64_t)i + 1};
+		TU_OK(vems_obj_create(tp.pool, &oids[i]));
+		struct vems_obj *o;
+		TU_OK(vems_obj_open(tp.pool, oids[i], 0, &o));
+		size[i] = 100 + (uint64_t)i % 5000;
+		tu_fill(shadow + (size_t)i * SMALL_SPAN, size[i], (uint64_t)i,
+			0);
+		assert_int_equal(
+			vems_obj_pwrite(o, shadow + (size_t)i * SMALL_SPAN,
+					size[i], 0, 0),
+			(ssize_t)size[i]);
+		vems_obj_close(&o);
+	}
+	struct vems_pool_stats ps;
+	TU_OK(vems_pool_stats(tp.pool, &ps));
+	print_message("%d small objects: %llu inline, %llu evicted\n", NSMALL,
+		      (unsigned long long)ps.inline_objects,
+		      (unsigned long long)ps.inline_evictions);
+	/* the premise: pmem could not hold them all inline */
+	assert_true(ps.inline_evictions > 0);
+	assert_true(ps.inline_objects > 0);
+	TU_OK(vems_pool_close(&tp.pool));
+
+	uint64_t rng;
+	struct shared *sh = shared_log(&rng);
+	int n = iterations() / 8, inflight_seen = 0;
+	for (int it = 0; it < n; it++) {
+		sh->nops = 0;
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			small_child(tp.pmem, oids, sh, tu_rand(&rng));
+		wait_for_ops(pid, sh);
+		kill_and_reopen(&tp, pid, tu_rand(&rng) % UINT64_C(20000000));
+		uint64_t nops = sh->nops;
+		const struct op *open_op = NULL;
+		for (uint64_t k = 0; k < nops; k++) {
+			const struct op *op = &sh->ops[k];
+			if (op->done)
+				apply(shadow + (size_t)op->obj * SMALL_SPAN,
+				      &size[op->obj], op);
+			else
+				open_op = op; /* only the last one */
+		}
+		inflight_seen += open_op != NULL;
+		for (int i = 0; i < NSMALL; i++)
+			small_verify(tp.pool, oids[i],
+				     shadow + (size_t)i * SMALL_SPAN, &size[i],
+				     open_op && open_op->obj == i ? open_op
+								  : NULL,
+				     it, i);
+		TU_OK(vems_pool_close(&tp.pool));
+	}
+	TU_OK(vems_pool_open(&tp.pool, tp.pmem, NULL));
+	TU_OK(vems_pool_stats(tp.pool, &ps));
+	print_message("%d kills, %d inside an operation; then %llu inline\n", n,
+		      inflight_seen, (unsigned long long)ps.inline_objects);
+	assert_true(inflight_seen > 0);
+	munmap(sh, sizeof(*sh));
+	free(shadow);
+	tu_destroy(&tp);
+}
+
 static void
 test_sigkill_writer(void **state)
 {
@@ -308,6 +491,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sigkill_writer),
 		cmocka_unit_test(test_sigkill_spilling),
+		cmocka_unit_test(test_sigkill_small_objects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,11 +98,12 @@ enum opk {
 	OP_SPILL,
 	OP_PROMOTE,
 	OP_PERSIST,
+	OP_EVICT,
 	NOPK
 };
-static const char *const opname[NOPK] = {"create",   "write",	"overwrite",
-					 "truncate", "remove",	"rename",
-					 "spill",    "promote", "persist"};
+static const char *const opname[NOPK] = {
+	"create", "write", "overwrite", "truncate", "remove",
+	"rename", "spill", "promote",	"persist",  "evict"};
 
 struct opdesc {
 	int kind, obj;
@@ -873,6 +874,7 @@ static const char *const name_str[NNAME] = {"n0", "n1", "r0", "r1"};
 /* Fault hook: the second frame reservation of a write gives up (the
  * workload threads share the count: static, never a stack address). */
 static _Atomic unsigned reserves;
+static _Atomic unsigned long n_evicted; /* OP_EVICTs that moved objects */
 
 static int
 second_reserve_fails(void *arg, char op, int res, uint32_t len)
@@ -928,7 +930,12 @@ run_op(struct wl *w, int slot, int kind, int j, uint64_t *rng)
 	case OP_OVERWRITE:
 	case OP_SPILL:
 	case OP_PERSIST:
-		if (kind == OP_WRITE) {
+		if (kind == OP_WRITE && size < 1000 && (d.seed & 8)) {
+			/* a small object: inline, grown in place or into a
+			 * larger block (the limit is 1 KiB at 4 KiB extents) */
+			d.off = size == 0 ? tu_rand(rng) % 200 : size;
+			d.len = 1 + tu_rand(rng) % 400;
+		} else if (kind == OP_WRITE) {
 			d.off = tu_rand(rng) % 2 ? size
 						 : tu_rand(rng) % (600 * KIB);
 			d.len = 1 + tu_rand(rng) % 6000;
@@ -1016,6 +1023,18 @@ run_op(struct wl *w, int slot, int kind, int j, uint64_t *rng)
 		}
 		TU_OK(ret);
 		end(slot, &d, true);
+		break;
+	}
+	case OP_EVICT: {
+		/* the small objects to the block file, as when pmem is short
+		 * of heap (no byte changes: nothing in flight to model) */
+		int64_t e = vems__inline_evict(w->pool, UINT64_MAX, NULL);
+		if (e < 0)
+			snprintf(w->live_err, sizeof(w->live_err),
+				 "eviction of inline objects: %s",
+				 vems_strerror((int)e));
+		else if (e > 0)
+			atomic_fetch_add(&n_evicted, 1);
 		break;
 	}
 	case OP_PROMOTE: {
@@ -2560,7 +2579,8 @@ test_summary(void **state)
 		"delta reads %llu (%llu of them also by a fresh open)\n"
 		"  time: verifier %.1f s (images %.1f, opens %.1f, closes %.1f, "
 		"whole verifications %.1f, delta reads %.1f), workloads %.1f s\n"
-		"  %llu acknowledged writes lost, %llu invariant violations\n",
+		"  %llu acknowledged writes lost, %llu invariant violations\n"
+		"  %lu evictions of inline objects\n",
 		sweep_mode ? "sweep" : "ci",
 		getenv("PMEM_IS_PMEM_FORCE") &&
 				strcmp(getenv("PMEM_IS_PMEM_FORCE"), "1") == 0
@@ -2582,7 +2602,8 @@ test_summary(void **state)
 		(unsigned long long)S->st_delta,
 		(unsigned long long)S->crosschecks, S->t_wait, S->t_build,
 		S->t_open, S->t_close, S->t_full, S->t_delta, t - S->t_wait,
-		(unsigned long long)S->lost, (unsigned long long)S->violations);
+		(unsigned long long)S->lost, (unsigned long long)S->violations,
+		atomic_load(&n_evicted));
 	/* for CI's sum over the whole run (tu_figure) */
 	const char *suite = msync_regime() ? "crashsim-msync"
 		: block_io_flags()	   ? "crashsim-dsync"
@@ -2607,6 +2628,7 @@ test_summary(void **state)
 		{"threaded_workloads", n_threaded},
 		{"lost", S->lost},
 		{"violations", S->violations},
+		{"inline_evictions", atomic_load(&n_evicted)},
 	};
 	/* a planted bug's run (label plant) loses data on purpose */
 	for (size_t i = 0;
@@ -2614,6 +2636,10 @@ test_summary(void **state)
 		tu_figure(suite, fig[i].key, fig[i].v);
 	assert_int_equal(S->lost, 0);
 	assert_int_equal(S->violations, 0);
+	/* the workloads reach the small objects' moves (a run long enough
+	 * to draw them: each random workload has ~1 in 10 evictions) */
+	if (n_random >= 200)
+		assert_true(atomic_load(&n_evicted) > 0);
 }
 
 /*
