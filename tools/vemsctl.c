@@ -940,6 +940,10 @@ static const struct {
 	{F(sync_spills, false)},
 	{F(block_fetches, false)},
 	{F(block_errors, false)},
+	{F(bytes_block_read, true)},
+	{F(inline_objects, false)},
+	{F(inline_bytes, true)},
+	{F(inline_evictions, false)},
 #undef F
 };
 
