@@ -49,8 +49,9 @@ fill(uint8_t *buf, size_t len, uint64_t id)
  * more than their bytes: each is created, written in one durable write
  * and closed, then all are read back and checked (those spilled come back
  * from the block file). Space is both tiers' extents in use (a clean
- * extent counts twice) against the issue's budget of 1.5x the bytes plus
- * 256 B an object; object records and names are not counted.
+ * extent counts twice) and the small objects' inline allocations, against
+ * the issue's budget of 1.5x the bytes plus 256 B an object; object
+ * records and names are not counted.
  */
 void
 wl_small_objects(struct bench *b)
