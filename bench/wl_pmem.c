@@ -174,6 +174,12 @@ wl_append(struct bench *b)
 					 raw.is_pmem ? "raw pmem_memcpy_persist"
 						     : "raw memcpy+msync",
 					 U_NS_OP);
+	/* the ordering floor of any append that never exposes bytes not
+	 * yet durable: the data made durable, then a size word */
+	const char *floor_name = raw.is_pmem ? "raw persist data, then size"
+					     : "raw msync data, then size";
+	struct series *sfl = bench_series(b, wl, floor_name, U_NS_OP);
+	uint64_t *size_word = (uint64_t *)raw.addr; /* page 0: the size */
 	struct series *sf =
 		bench_series(b, wl, "file pwrite+fdatasync", U_NS_OP);
 	for (int r = 0; r < b->rounds; r++) {
@@ -187,6 +193,13 @@ wl_append(struct bench *b)
 		ROUND(sr, n, i,
 		      raw_persist_copy(&raw, (uint8_t *)raw.addr + i * 4096,
 				       buf, 4096));
+		ROUND(sfl, n - 1, i, {
+			raw_persist_copy(&raw,
+					 (uint8_t *)raw.addr + (i + 1) * 4096,
+					 buf, 4096);
+			uint64_t sz = (uint64_t)(i + 1) * 4096;
+			raw_persist_copy(&raw, size_word, &sz, sizeof(sz));
+		});
 		if (ftruncate(fd, 0))
 			bench_die("ftruncate: %s", strerror(errno));
 		ROUND(sf, nf, i, {
@@ -201,6 +214,12 @@ wl_append(struct bench *b)
 				: "raw memcpy+msync",
 		    true, durable_mode(b) ? NAN : 1.3,
 		    "vems / raw latency (allocation per 64 KiB extent)");
+	bench_ratio(b, wl, "vems", floor_name, true, NAN,
+		    "vems / the two-barrier floor (data, then size)");
+	bench_ratio(b, wl, floor_name,
+		    raw.is_pmem ? "raw pmem_memcpy_persist"
+				: "raw memcpy+msync",
+		    true, NAN, "the two-barrier floor / raw latency");
 	free(buf);
 	close(fd);
 	unlink(fpath);
