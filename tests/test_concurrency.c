@@ -43,6 +43,8 @@ disjoint_worker(void *arg)
 	struct vems_obj *o;
 	if (vems_obj_create(t->c->tp.pool, &oid) ||
 	    vems_obj_open(t->c->tp.pool, oid, 0, &o)) {
+		fprintf(stderr, "thread %d: create/open: %s\n", t->id,
+			vems_errormsg());
 		atomic_fetch_add(&t->c->errors, 1);
 		return NULL;
 	}
@@ -55,8 +57,15 @@ disjoint_worker(void *arg)
 		if (off + len > span)
 			len = span - off;
 		tu_fill(buf, len, (uint64_t)(t->id * 100000 + i), off);
-		if (vems_obj_pwrite(o, buf, len, off, 0) != (ssize_t)len)
+		ssize_t w = vems_obj_pwrite(o, buf, len, off, 0);
+		if (w != (ssize_t)len) {
+			fprintf(stderr,
+				"thread %d, op %d: write of %zu at %llu "
+				"gave %zd: %s\n",
+				t->id, i, len, (unsigned long long)off, w,
+				vems_errormsg());
 			atomic_fetch_add(&t->c->errors, 1);
+		}
 		memcpy(shadow + off, buf, len);
 		if (off + len > size)
 			size = off + len;
@@ -65,8 +74,14 @@ disjoint_worker(void *arg)
 		ssize_t got = vems_obj_pread(o, buf, rlen, roff);
 		ssize_t want =
 			(ssize_t)(roff + rlen > size ? size - roff : rlen);
-		if (got != want || memcmp(buf, shadow + roff, (size_t)want))
+		if (got != want || memcmp(buf, shadow + roff, (size_t)want)) {
+			fprintf(stderr,
+				"thread %d, op %d: read of %zu at %llu "
+				"gave %zd (want %zd) or other bytes: %s\n",
+				t->id, i, rlen, (unsigned long long)roff, got,
+				want, got < 0 ? vems_errormsg() : "");
 			atomic_fetch_add(&t->c->errors, 1);
+		}
 	}
 	vems_obj_close(&o);
 	free(shadow);
