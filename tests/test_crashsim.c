@@ -2127,7 +2127,7 @@ setup(void **state)
 	nruns = e ? (unsigned)strtoul(e, NULL, 0) : 1000;
 	/* seconds per test case; CI bounds the run with it */
 	e = getenv("VEMS_CRASHSIM_BUDGET");
-	budget_s = e ? strtod(e, NULL) : sweep_mode ? 1e9 : 75;
+	budget_s = e ? strtod(e, NULL) : sweep_mode ? 1e9 : 85;
 	t_start = now();
 	/*
 	 * Open's validation process (pool.c's probe) runs the same checks as
