@@ -2080,6 +2080,7 @@ static bool sweep_mode;
 static uint64_t base_seed;
 static unsigned nruns;
 static double budget_s; /* VEMS_CRASHSIM_BUDGET, s per test case */
+static unsigned shard_i, shard_n = 1; /* VEMS_CRASHSIM_SHARD */
 static unsigned long long n_sequences, n_random, n_threaded; /* run */
 static double t_start;
 
@@ -2128,6 +2129,19 @@ setup(void **state)
 	/* seconds per test case; CI bounds the run with it */
 	e = getenv("VEMS_CRASHSIM_BUDGET");
 	budget_s = e ? strtod(e, NULL) : sweep_mode ? 1e9 : 85;
+	/* CI's sanitizer builds scale every variant's budget at once (the
+	 * msync and dsync variants set their own in tests/CMakeLists.txt) */
+	e = getenv("VEMS_CRASHSIM_SCALE");
+	if (e && strtod(e, NULL) > 0)
+		budget_s *= strtod(e, NULL);
+	/* VEMS_CRASHSIM_SHARD=i/n: this process takes every n-th sequence,
+	 * workload and threaded workload from the i-th, so that n processes
+	 * share a sweep between cores (label sweep: two shards) */
+	e = getenv("VEMS_CRASHSIM_SHARD");
+	if (e &&
+	    (sscanf(e, "%u/%u", &shard_i, &shard_n) != 2 || shard_n == 0 ||
+	     shard_i >= shard_n))
+		fail_msg("VEMS_CRASHSIM_SHARD=%s: want i/n with i < n", e);
 	t_start = now();
 	/*
 	 * Open's validation process (pool.c's probe) runs the same checks as
@@ -2352,6 +2366,8 @@ test_sweep(void **state)
 			if (!sweep_mode &&
 			    ((len == 2 && k % 4) || (len == 3 && k % 97)))
 				continue;
+			if (id % shard_n != shard_i)
+				continue;
 			uint64_t x = k;
 			for (int i = 0; i < len; i++, x /= NCHOICE)
 				seq[i] = (int)(x % NCHOICE);
@@ -2414,7 +2430,8 @@ test_random(void **state)
 	set_deadline(t0 + budget);
 	unsigned i = 0;
 	for (; i < nruns && now() - t0 <= budget; i++)
-		random_workload(base_seed + i, sweep_mode ? 0.2 : 0.01);
+		random_workload(base_seed + (uint64_t)i * shard_n + shard_i,
+				sweep_mode ? 0.2 : 0.01);
 	set_deadline(0);
 	n_random = i;
 	print_message("random: %u workloads from seed %llu, %.1f s%s\n", i,
@@ -2454,7 +2471,8 @@ test_threads(void **state)
 	set_deadline(t0 + budget);
 	unsigned ran = 0;
 	for (unsigned i = 0; i < n && now() - t0 <= budget; i++, ran++) {
-		uint64_t seed = base_seed + 1000000 + i;
+		uint64_t seed =
+			base_seed + 1000000 + (uint64_t)i * shard_n + shard_i;
 		char desc[160];
 		snprintf(desc, sizeof(desc),
 			 "threaded workload seed %llu (3 threads)",
