@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 /*
- * A transfer's result before its completion says otherwise (DESIGN.md rule
+ * A transfer's result before its completion says otherwise (design rule
  * 8): whoever makes a vems_bio sets res to this, and only a completion
  * that reports the whole transfer done sets it to 0. Anything but 0 is
  * "not done". After the call that ran it has returned, a transfer still

@@ -26,7 +26,7 @@
  * transition prepare them before its single commit store. A crash at any
  * instant leaves each entry either before or after its store, and every
  * check value matches its entry's fields; so at open a mismatch can only
- * be damage, and is reported, never "repaired" by freeing (DESIGN rule 7).
+ * be damage, and is reported, never "repaired" by freeing (design rule 7).
  *
  * The resources an entry names are handed back only after the store that
  * releases them is fenced: a frame after the spill's state store, a slot

@@ -5,7 +5,7 @@
  * Above extent.c (which commits the switch), alloc.c (frames and slots)
  * and xfer.c (the block transfers).
  *
- * A spill of a dirty (PMEM) extent, in DESIGN.md rule 2's order:
+ * A spill of a dirty (PMEM) extent, in design rule 2's order:
  *
  *   a. object locked shared: note the frame's generation, CRC-32C of the
  *      frame, claim a free slot (DRAM only);                 unlocked

@@ -3,7 +3,7 @@
  * xfer.c -- running block transfers through the backend, reading slots
  *
  * A leaf above the backend (backend.h): a transfer counts as done only
- * when its completion says so (DESIGN rule 8).
+ * when its completion says so (design rule 8).
  */
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 /*
  * test_corrupt.c -- damaged metadata is detected, reported and left alone
  *
- * DESIGN rule 7: open never destroys data on evidence that could be
+ * design rule 7: open never destroys data on evidence that could be
  * damage. Format 1 freed any entry whose serial matched no object or whose
  * extent lay past its object's size, so one flipped byte silently zeroed
  * 64 KiB for good while check stayed clean. Here every single damaged byte

@@ -2,7 +2,7 @@
 /*
  * test_faultinj.c -- every call the block tier makes, failed in turn
  *
- * DESIGN.md rule 8: a transfer counts as done only when its completion
+ * design rule 8: a transfer counts as done only when its completion
  * says so, and a resource that cannot be obtained fails the operation that
  * needed it. The hook of lib/backend.h (vems__fault_set) sees every call
  * the block tier makes: ring setup ('i'), submit ('s'), the wait for a

@@ -9,7 +9,7 @@
  * forward to the real libpmem), and keeps a "media" image of the pool that
  * receives a flushed range only when a later pmem_drain() orders it; at the
  * crash, any subset of the flushed-but-unfenced ranges also lands. That is
- * what DESIGN.md rule 5 exists for.
+ * what design rule 5 exists for.
  *
  * For each fence K of a fixed workload: run the workload on a fresh copy
  * of the pool, take the media image as it was just before fence K, write

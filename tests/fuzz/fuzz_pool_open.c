@@ -14,7 +14,7 @@
  *
  * Each run: restore the scratch copy of the chosen base (only the pages
  * that differ), apply the patches, vems_pool_open. Open must return 0 or a
- * clean error code (DESIGN.md rule 6 and 7); if it succeeds,
+ * clean error code (design rule 6 and 7); if it succeeds,
  * vems_pool_check, the objects' stats and bytes, and the names are read,
  * which must not crash, hang or leak. Where the outcome is known, it is
  * checked too:
