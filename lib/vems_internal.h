@@ -77,16 +77,28 @@ uint64_t vems__hash_str(const char *s, size_t len);
 
 /* --- index.c: per-object DRAM extent index (ext_index -> entry) ----- */
 
+/*
+ * Two forms (index.c): dense, while the mapped extents fill at least half
+ * of [0, cap): keys NULL and vals[ext] the entry (UINT32_MAX: unmapped);
+ * else a hash table: keys[i] = ext + 1 (0: empty), vals[i] its entry.
+ */
 struct vems_xidx {
-	uint32_t *keys; /* ext_index + 1; 0 = empty */
-	uint32_t *vals; /* entry index */
-	uint32_t cap;	/* power of two, or 0 */
+	uint32_t *keys; /* NULL: the dense form */
+	uint32_t *vals;
+	uint32_t cap; /* power of two, or 0 */
 	uint32_t count;
 };
 void vems__xidx_init(struct vems_xidx *x);
 void vems__xidx_fini(struct vems_xidx *x);
+uint32_t vems__xidx_hget(const struct vems_xidx *x, uint32_t ext);
 /* Entry index of ext, or UINT32_MAX if unmapped. */
-uint32_t vems__xidx_get(const struct vems_xidx *x, uint32_t ext);
+static inline uint32_t
+vems__xidx_get(const struct vems_xidx *x, uint32_t ext)
+{
+	if (x->keys == NULL)
+		return ext < x->cap ? x->vals[ext] : UINT32_MAX;
+	return vems__xidx_hget(x, ext);
+}
 int vems__xidx_put(struct vems_xidx *x, uint32_t ext, uint32_t entry);
 void vems__xidx_del(struct vems_xidx *x, uint32_t ext);
 /* Calls fn for each (ext, entry); fn may not modify the index. */
