@@ -729,6 +729,44 @@ inline_to_extents(struct vems_pool *p, struct vems_objnode *n, bool nowait)
 	return ret;
 }
 
+/*
+ * The hot path: a write inside one dirty resident extent that leaves no
+ * gap, of an object that is not inline. An overwrite is one copy and one
+ * fence; an append adds the size store and its fence. No entry or
+ * allocation to touch. NOT_HOT: not such a write, nothing done. Object
+ * held exclusively.
+ */
+#define NOT_HOT 1
+static inline __attribute__((always_inline)) int
+write_hot(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
+	  size_t len, uint64_t off, uint64_t old, bool drain)
+{
+	uint64_t end = off + len;
+	if (off > old ||
+	    (off >> p->extent_shift) != ((end - 1) >> p->extent_shift))
+		return NOT_HOT;
+	uint32_t ei =
+		vems__xidx_get(&n->idx, (uint32_t)(off >> p->extent_shift));
+	if (ei == UINT32_MAX || p->entries[ei].state != VEMS_ES_PMEM)
+		return NOT_HOT;
+	uint32_t f = p->entries[ei].frame;
+	vems__pol_touch(p, f);
+	atomic_fetch_add_explicit(&p->fr[f].gen, 1, memory_order_relaxed);
+	int ret = vems__pmem_copy(
+		p, vems__frame_addr(p, f) + (off & (p->extent_size - 1)), src,
+		len);
+	atomic_store_explicit(&n->mtime_ns, vems__now_ns(),
+			      memory_order_relaxed);
+	/* an append within the extent: data, then size */
+	if (ret == 0 && end > old) {
+		vems__pmem_drain(p);
+		return set_size(p, n, end);
+	}
+	if (drain)
+		vems__pmem_drain(p);
+	return ret;
+}
+
 static int
 write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 	     bool drain, bool nowait, bool no_inline, size_t *written)
@@ -749,37 +787,9 @@ write_locked(struct vems_obj *obj, const uint8_t *src, size_t len, uint64_t off,
 			return ret;
 	}
 
-	/*
-	 * The hot path: a write inside one dirty resident extent that leaves
-	 * no gap. An overwrite is one copy and one fence; an append adds the
-	 * size store and its fence. No entry or allocation to touch.
-	 */
-	if (off <= old &&
-	    (off >> p->extent_shift) == ((end - 1) >> p->extent_shift)) {
-		uint32_t ei = vems__xidx_get(
-			&n->idx, (uint32_t)(off >> p->extent_shift));
-		if (ei != UINT32_MAX && p->entries[ei].state == VEMS_ES_PMEM) {
-			uint32_t f = p->entries[ei].frame;
-			vems__pol_touch(p, f);
-			atomic_fetch_add_explicit(&p->fr[f].gen, 1,
-						  memory_order_relaxed);
-			ret = vems__pmem_copy(
-				p,
-				vems__frame_addr(p, f) +
-					(off & (p->extent_size - 1)),
-				src, len);
-			atomic_store_explicit(&n->mtime_ns, vems__now_ns(),
-					      memory_order_relaxed);
-			/* an append within the extent: data, then size */
-			if (ret == 0 && end > old) {
-				vems__pmem_drain(p);
-				return set_size(p, n, end);
-			}
-			if (drain)
-				vems__pmem_drain(p);
-			return ret;
-		}
-	}
+	ret = write_hot(p, n, src, len, off, old, drain);
+	if (ret != NOT_HOT)
+		return ret;
 	if (nowait && (n->stale_tail || !pmem_only(p, n, off, end, old)))
 		return -EAGAIN;
 	if (end > old && (ret = free_stale_tail(p, n, old)) != 0)
@@ -918,10 +928,37 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	return (ssize_t)len;
 }
 
+/*
+ * A durable write that write_hot() serves (an overwrite or an append
+ * inside one resident extent, the common case) goes straight there: the
+ * checks, the lock, the copy, the counters. Anything else, or anything
+ * wrong with the arguments, takes pwrite_common(), which says what.
+ */
 ssize_t
 vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 		unsigned flags)
 {
+	if (obj != NULL && buf != NULL && len > 0 && flags == 0 &&
+	    !(obj->flags & (VEMS_O_RDONLY | VEMS_O_NODRAIN)) &&
+	    off <= VEMS_OBJ_MAX_SIZE && len <= VEMS_OBJ_MAX_SIZE - off &&
+	    !vems__pool_failed(obj->pool)) {
+		struct vems_pool *p = obj->pool;
+		struct vems_objnode *n = obj->node;
+		int ret = NOT_HOT;
+		pthread_rwlock_wrlock(&n->lock);
+		if (n->inl == NULL && n->idx.count > 0)
+			ret = write_hot(p, n, buf, len, off,
+					vems__rec_size(n->rec), true);
+		pthread_rwlock_unlock(&n->lock);
+		if (ret == 0) {
+			struct vems_counters *c = VEMS_STATS(p);
+			VEMS_STAT_ADD_TO(c, writes, 1);
+			VEMS_STAT_ADD_TO(c, bytes_written, len);
+			return (ssize_t)len;
+		}
+		if (ret != NOT_HOT)
+			return ret;
+	}
 	return pwrite_common(obj, buf, len, off, flags, false);
 }
 

@@ -2,30 +2,73 @@
 /* stats.c -- counters and gauges of an open pool */
 
 #include <errno.h>
-#include <string.h>
-
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "vems_internal.h"
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
-static _Atomic unsigned next_shard;
-/* initial-exec: one TLS access, no __tls_get_addr call per counter */
-static _Thread_local unsigned my_shard
+/*
+ * Shards 1..VEMS_STAT_SHARDS-1 are each owned by one live thread, which
+ * adds with a plain load and store (no locked instruction on the write
+ * path); a thread that finds none free uses shard 0, shared, with atomic
+ * adds. A thread's shard goes back to the free set when it exits (the
+ * key's destructor), so a program that makes threads all day does not
+ * run out. Shard numbers are the same in every pool.
+ */
+_Thread_local unsigned vems__my_shard
 	__attribute__((tls_model("initial-exec"))) = UINT32_MAX;
 
-unsigned
-vems__stat_shard(void)
+#define ALL_SHARDS                                                             \
+	((VEMS_STAT_SHARDS >= 64 ? ~UINT64_C(0)                                \
+				 : (UINT64_C(1) << VEMS_STAT_SHARDS) - 1) &    \
+	 ~UINT64_C(1))
+static _Atomic uint64_t shards_free = ALL_SHARDS;
+static pthread_key_t shard_key;
+static bool shard_key_ok;
+static pthread_once_t shard_once = PTHREAD_ONCE_INIT;
+
+static void
+shard_release(void *v)
 {
-	if (my_shard == UINT32_MAX)
-		my_shard = atomic_fetch_add_explicit(&next_shard, 1,
-						     memory_order_relaxed) %
-			VEMS_STAT_SHARDS;
-	return my_shard;
+	unsigned s = (unsigned)(uintptr_t)v;
+	/* anything this thread still counts goes to the shared shard */
+	vems__my_shard = 0;
+	if (s > 0 && s < VEMS_STAT_SHARDS)
+		atomic_fetch_or(&shards_free, UINT64_C(1) << s);
 }
 
-/* The sum of one counter over every shard (relaxed: a snapshot). */
+static void
+shard_key_create(void)
+{
+	shard_key_ok = pthread_key_create(&shard_key, shard_release) == 0;
+}
+
+unsigned
+vems__stat_shard_slow(void)
+{
+	pthread_once(&shard_once, shard_key_create);
+	unsigned s = 0;
+	uint64_t m = atomic_load(&shards_free);
+	while (shard_key_ok && m != 0) {
+		unsigned b = (unsigned)__builtin_ctzll(m);
+		if (atomic_compare_exchange_weak(&shards_free, &m,
+						 m & ~(UINT64_C(1) << b))) {
+			s = b;
+			break;
+		}
+	}
+	if (s != 0 && pthread_setspecific(shard_key, (void *)(uintptr_t)s)) {
+		atomic_fetch_or(&shards_free, UINT64_C(1) << s);
+		s = 0;
+	}
+	vems__my_shard = s;
+	return s;
+}
+
 static uint64_t
 sum(const struct vems_pool *p, size_t field)
 {

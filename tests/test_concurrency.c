@@ -334,6 +334,77 @@ test_reclaim_races_data_path(void **state)
 	tu_destroy(&c.tp);
 }
 
+/*
+ * The event counters are exact however many threads add to them: more
+ * threads at once than there are owned shards (stats.c: the rest share
+ * shard 0 with atomic adds), and a second wave that takes the shards the
+ * first gave back when its threads exited. A shard handed to two threads,
+ * or shared adds that are not atomic, lose counts.
+ */
+#define COUNT_THREADS 40
+#define COUNT_WRITES 2000
+struct count_arg {
+	struct ctx *c;
+	pthread_barrier_t *start;
+	int id;
+};
+
+static void *
+count_worker(void *arg)
+{
+	struct count_arg *a = arg;
+	struct vems_oid oid = {(uint64_t)a->id + 5000, 0};
+	struct vems_obj *o = NULL;
+	static _Thread_local uint8_t buf[32768];
+	memset(buf, a->id, sizeof(buf));
+	if (vems_obj_create(a->c->tp.pool, &oid) ||
+	    vems_obj_open(a->c->tp.pool, oid, 0, &o) ||
+	    vems_obj_pwrite(o, buf, sizeof(buf), 0, 0) != sizeof(buf))
+		atomic_fetch_add(&a->c->errors, 1);
+	pthread_barrier_wait(a->start); /* all alive at once from here */
+	for (int i = 1; o && i < COUNT_WRITES; i++)
+		if (vems_obj_pwrite(o, buf, 512, (uint64_t)(i % 64) * 512, 0) !=
+		    512)
+			atomic_fetch_add(&a->c->errors, 1);
+	if (o)
+		vems_obj_close(&o);
+	return NULL;
+}
+
+static void
+test_counters_exact(void **state)
+{
+	(void)state;
+	struct ctx c = {0};
+	tu_create(&c.tp, "count", 256 * MIB, 256 * MIB, 0);
+	struct vems_pool_stats s0, s1;
+	assert_int_equal(vems_pool_stats(c.tp.pool, &s0), 0);
+	for (int wave = 0; wave < 2; wave++) {
+		pthread_t th[COUNT_THREADS];
+		struct count_arg a[COUNT_THREADS];
+		pthread_barrier_t start;
+		assert_int_equal(
+			pthread_barrier_init(&start, NULL, COUNT_THREADS), 0);
+		for (int i = 0; i < COUNT_THREADS; i++) {
+			a[i] = (struct count_arg){&c, &start,
+						  wave * COUNT_THREADS + i};
+			assert_int_equal(pthread_create(&th[i], NULL,
+							count_worker, &a[i]),
+					 0);
+		}
+		for (int i = 0; i < COUNT_THREADS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&start);
+	}
+	assert_int_equal(atomic_load(&c.errors), 0);
+	assert_int_equal(vems_pool_stats(c.tp.pool, &s1), 0);
+	uint64_t threads = 2 * COUNT_THREADS;
+	assert_int_equal(s1.writes - s0.writes, threads * COUNT_WRITES);
+	assert_int_equal(s1.bytes_written - s0.bytes_written,
+			 threads * (32768 + (COUNT_WRITES - 1) * 512));
+	tu_destroy(&c.tp);
+}
+
 int
 main(void)
 {
@@ -342,6 +413,7 @@ main(void)
 		cmocka_unit_test(test_same_object_no_torn_pages),
 		cmocka_unit_test(test_metadata_races_data_path),
 		cmocka_unit_test(test_reclaim_races_data_path),
+		cmocka_unit_test(test_counters_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
