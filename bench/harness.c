@@ -48,7 +48,7 @@ static const struct workload {
 	{"open-scale", wl_open_scale,
 	 "open time and DRAM per mapped extent, 1e4-1e6 extents"},
 	{"mechanisms", wl_mechanisms,
-	 "clock costs; msync vs fdatasync calls and faults (durable)"},
+	 "clock costs, a lock around a persist; msync vs fdatasync (durable)"},
 };
 
 /* --- bookkeeping ------------------------------------------------------- */

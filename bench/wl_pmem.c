@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,9 +362,13 @@ minor_faults(void)
 	return ru.ru_minflt;
 }
 
+static void lock_costs(struct bench *b);
+static void msync_costs(struct bench *b);
+
 /*
  * Costs of the mechanisms that explain the figures above, for reference:
- * the clocks an mtime can come from, and (in durable mode) what a store +
+ * the clocks an mtime can come from, a lock around a short persist (pmem
+ * model), and (in durable mode) what a store +
  * msync costs against pwrite + fdatasync on the same file system: time per
  * msync or fdatasync call, and page faults per write.
  */
@@ -388,7 +393,69 @@ wl_mechanisms(struct bench *b)
 		series_round(cc, (bench_now_ns() - t0) / (double)n);
 	}
 	if (!durable_mode(b))
-		return;
+		lock_costs(b);
+	else
+		msync_costs(b);
+}
+
+/*
+ * What a lock costs around a short durable write: 64 B persists at random
+ * offsets of raw pmem, bare, inside pthread_rwlock_wrlock/unlock, and
+ * inside one compare-and-swap and one exchange (lib/rwlock.h's shape
+ * when nobody waits).
+ */
+static void
+lock_costs(struct bench *b)
+{
+	const char *wl = "lock-around-64B-persist";
+	const uint64_t span = 16 * MIB;
+	struct rawpmem raw;
+	raw_map(b, &raw, span);
+	size_t n = ops(b, false);
+	uint64_t *off = offsets(n, span, 64, 13);
+	uint8_t buf[64];
+	memset(buf, 0x44, sizeof(buf));
+	pthread_rwlock_t rw;
+	pthread_rwlock_init(&rw, NULL);
+	_Atomic uint32_t word = 0;
+	struct series *s0 = bench_series(b, wl, "bare", U_NS_OP);
+	struct series *s1 =
+		bench_series(b, wl, "in pthread_rwlock wrlock/unlock", U_NS_OP);
+	struct series *s2 = bench_series(
+		b, wl, "in CAS + exchange (lib/rwlock.h)", U_NS_OP);
+	uint8_t *m = raw.addr;
+	for (int r = 0; r < b->rounds; r++) {
+		ROUND(s0, n, i, raw_persist_copy(&raw, m + off[i], buf, 64));
+		ROUND(s1, n, i, {
+			pthread_rwlock_wrlock(&rw);
+			raw_persist_copy(&raw, m + off[i], buf, 64);
+			pthread_rwlock_unlock(&rw);
+		});
+		ROUND(s2, n, i, {
+			uint32_t z = 0;
+			if (!atomic_compare_exchange_strong_explicit(
+				    &word, &z, 1, memory_order_acquire,
+				    memory_order_relaxed))
+				bench_die("lock-around: taken");
+			raw_persist_copy(&raw, m + off[i], buf, 64);
+			atomic_exchange_explicit(&word, 0,
+						 memory_order_release);
+		});
+	}
+	bench_ratio(b, wl, "in pthread_rwlock wrlock/unlock", "bare", true, NAN,
+		    "pthread_rwlock around it / bare persist");
+	bench_ratio(b, wl, "in CAS + exchange (lib/rwlock.h)", "bare", true,
+		    NAN, "CAS + exchange around it / bare persist");
+	pthread_rwlock_destroy(&rw);
+	free(off);
+	raw_unmap(&raw);
+}
+
+/* durable mode: a store + msync against pwrite + fdatasync */
+static void
+msync_costs(struct bench *b)
+{
+	const char *wl = "mechanisms";
 
 	/* a mapped file and the same file through its descriptor */
 	const uint64_t span = 16 * MIB;

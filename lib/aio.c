@@ -314,7 +314,7 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 	size_t nsub = 0, done = 0, lead = 0;
 	int err = 0;
 
-	pthread_rwlock_rdlock(&n->lock);
+	vems__rw_rdlock(&n->lock);
 	uint64_t size = vems__rec_size(n->rec);
 	size_t len = u->off >= size	 ? 0
 		: u->len > size - u->off ? (size_t)(size - u->off)
@@ -390,7 +390,7 @@ submit_read(struct vems_aio_ctx *c, struct areq *r)
 		}
 		done += chunk;
 	}
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	VEMS_STAT_ADD(p, pmem_hits, hits);
 	VEMS_STAT_ADD(p, hole_reads, holes);
 	VEMS_STAT_ADD(p, reads, 1);

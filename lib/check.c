@@ -203,13 +203,13 @@ still_mapped(struct vems_pool *p, const struct slotref *r)
 	pthread_rwlock_rdlock(&p->meta_lock);
 	struct vems_objnode *n = vems__obj_by_serial(p, r->serial);
 	if (n) {
-		pthread_rwlock_rdlock(&n->lock);
+		vems__rw_rdlock(&n->lock);
 		const struct vems_entry *e = &p->entries[r->entry];
 		same = vems__entry_valid(e) && e->serial == r->serial &&
 			e->ext_index == r->ext && e->slot == r->slot &&
 			e->crc == r->crc &&
 			(e->state == VEMS_ES_BOTH || e->state == VEMS_ES_BLOCK);
-		pthread_rwlock_unlock(&n->lock);
+		vems__rw_unlock(&n->lock);
 	}
 	pthread_rwlock_unlock(&p->meta_lock);
 	return same;
@@ -318,7 +318,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	}
 	qsort(v, cnt, sizeof(*v), serial_cmp);
 	for (size_t i = 0; i < cnt; i++)
-		pthread_rwlock_wrlock(&v[i]->lock);
+		vems__rw_wrlock(&v[i]->lock);
 	pthread_mutex_lock(&p->alloc_lock);
 
 	struct vems_super *sb = p->sb;
@@ -501,7 +501,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 	size_t nref;
 	struct slotref *refs = snapshot_slots(p, v, cnt, &c, &nref);
 	for (size_t i = cnt; i-- > 0;)
-		pthread_rwlock_unlock(&v[i]->lock);
+		vems__rw_unlock(&v[i]->lock);
 	c.problems += vems__block_check(p, report, arg);
 	pthread_rwlock_unlock(&p->meta_lock);
 	free(v);

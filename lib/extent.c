@@ -375,7 +375,7 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 	uint32_t have = vems__free_frames(p);
 	if (have < cnt && !vems__pool_failed(p))
 		(void)vems__spill(p, (uint32_t)cnt - have, NULL, 0, 0, false);
-	pthread_rwlock_wrlock(&n->lock);
+	vems__rw_wrlock(&n->lock);
 	if (vems__pool_failed(p))
 		cnt = 0; /* best effort: nothing changes on a failed pool */
 	for (size_t i = 0; i < cnt; i++) {
@@ -439,7 +439,7 @@ vems__promote(struct vems_pool *p, struct vems_objnode *n, struct vems_promo *v,
 		VEMS_STAT_ADD(p, promotions, 1);
 		VEMS_STAT_ADD(p, bytes_promoted, p->extent_size);
 	}
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 }
 
 /* --- spilling -------------------------------------------------------------- */

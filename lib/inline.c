@@ -464,7 +464,7 @@ prepare(struct vems_pool *p, struct ev *e, bool *block_full)
 		e->gen =
 			atomic_load_explicit(&n->inl_gen, memory_order_relaxed);
 	}
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	if (ok && !vems__slot_alloc(p, &e->slot)) {
 		*block_full = true;
 		ok = false;
@@ -570,7 +570,7 @@ vems__inline_evict(struct vems_pool *p, uint64_t want,
 		    vems__obj_trylock(n, NULL, true)) {
 			uint64_t b = n->inl ? vems__inline_bytes(p, n->inl) : 0;
 			r = commit_one(p, n, e);
-			pthread_rwlock_unlock(&n->lock);
+			vems__rw_unlock(&n->lock);
 			if (r == 1) {
 				freed += (int64_t)b;
 				free(e->buf);

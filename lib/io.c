@@ -246,7 +246,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 	struct vems_promo pr[MISS_BATCH];
 	size_t np = 0;
 
-	pthread_rwlock_rdlock(&n->lock);
+	vems__rw_rdlock(&n->lock);
 	uint64_t size = vems__rec_size(n->rec);
 	if (off >= size)
 		len = 0;
@@ -306,7 +306,7 @@ vems_obj_pread(struct vems_obj *obj, void *buf, size_t len, uint64_t off)
 		}
 		done += chunk;
 	}
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	struct vems_counters *c = VEMS_STATS(p);
 	if (hits)
 		VEMS_STAT_ADD_TO(c, pmem_hits, hits);
@@ -880,12 +880,12 @@ pwrite_common(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 	int meta_tries = 0;
 	for (;;) {
 		size_t w = 0;
-		pthread_rwlock_wrlock(&n->lock);
+		vems__rw_wrlock(&n->lock);
 		ret = write_locked(obj, src + done, len - done, off + done,
 				   drain, nowait, no_inline, &w);
 		if (ret == 0 && !drain)
 			n->nodrain_pending = true;
-		pthread_rwlock_unlock(&n->lock);
+		vems__rw_unlock(&n->lock);
 		done += w;
 		if (ret == VEMS__NOMETA) {
 			/* the heap is full: room is made with no lock held
@@ -945,11 +945,11 @@ vems_obj_pwrite(struct vems_obj *obj, const void *buf, size_t len, uint64_t off,
 		struct vems_pool *p = obj->pool;
 		struct vems_objnode *n = obj->node;
 		int ret = NOT_HOT;
-		pthread_rwlock_wrlock(&n->lock);
+		vems__rw_wrlock(&n->lock);
 		if (n->inl == NULL && n->idx.count > 0)
 			ret = write_hot(p, n, buf, len, off,
 					vems__rec_size(n->rec), true);
-		pthread_rwlock_unlock(&n->lock);
+		vems__rw_unlock(&n->lock);
 		if (ret == 0) {
 			struct vems_counters *c = VEMS_STATS(p);
 			VEMS_STAT_ADD_TO(c, writes, 1);
@@ -987,7 +987,7 @@ vems_obj_truncate(struct vems_obj *obj, uint64_t size)
 	if (ret)
 		return ret;
 retry:
-	pthread_rwlock_wrlock(&n->lock);
+	vems__rw_wrlock(&n->lock);
 	uint64_t old = vems__rec_size(n->rec);
 	if (size == old)
 		goto out;
@@ -1019,7 +1019,7 @@ retry:
 		/* past the limit (or no heap for a larger block) */
 		ret = inline_to_extents(p, n, false);
 		if (ret == VEMS__RETRY) {
-			pthread_rwlock_unlock(&n->lock);
+			vems__rw_unlock(&n->lock);
 			vems__spill_wait(p, 1);
 			goto retry;
 		}
@@ -1041,7 +1041,7 @@ retry:
 		if (ret == VEMS__RETRY) {
 			/* the old end's extent must come back from the block
 			 * file first: see pwrite_common */
-			pthread_rwlock_unlock(&n->lock);
+			vems__rw_unlock(&n->lock);
 			vems__spill_wait(p, 1);
 			goto retry;
 		}
@@ -1051,7 +1051,7 @@ retry:
 		}
 	}
 out:
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	return ret;
 }
 
@@ -1062,11 +1062,11 @@ vems_obj_persist(struct vems_obj *obj)
 		return vems__fail(-EINVAL, "vems_obj_persist: obj is NULL");
 	struct vems_pool *p = obj->pool;
 	struct vems_objnode *n = obj->node;
-	pthread_rwlock_wrlock(&n->lock);
+	vems__rw_wrlock(&n->lock);
 	int ret = store_mtime(p, n);
 	/* every write flushed its stores; the fence makes them durable */
 	vems__pmem_drain(p);
 	n->nodrain_pending = false;
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	return ret;
 }

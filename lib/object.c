@@ -76,7 +76,7 @@ node_new(PMEMoid rec_oid)
 	n->oid.id = n->rec->id;
 	n->serial = n->rec->serial;
 	n->mtime_ns = n->rec->mtime_ns;
-	pthread_rwlock_init(&n->lock, NULL);
+	vems__rw_init(&n->lock);
 	vems__xidx_init(&n->idx);
 	return n;
 }
@@ -85,7 +85,6 @@ void
 vems__obj_free_node(struct vems_objnode *n)
 {
 	vems__xidx_fini(&n->idx);
-	pthread_rwlock_destroy(&n->lock);
 	free(n);
 }
 
@@ -422,7 +421,7 @@ vems_obj_close(struct vems_obj **objp)
 static void
 fill_stat(struct vems_pool *p, struct vems_objnode *n, struct vems_obj_stat *st)
 {
-	pthread_rwlock_rdlock(&n->lock);
+	vems__rw_rdlock(&n->lock);
 	memset(st, 0, sizeof(*st));
 	st->oid = n->oid;
 	st->size = vems__rec_size(n->rec);
@@ -436,7 +435,7 @@ fill_stat(struct vems_pool *p, struct vems_objnode *n, struct vems_obj_stat *st)
 		(st->extents_both + st->extents_block) * p->extent_size;
 	if (n->inl)
 		st->pmem_bytes += vems__inline_bytes(p, n->inl);
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 }
 
 int

@@ -78,8 +78,8 @@ vems__obj_trylock(struct vems_objnode *n, struct vems_objnode *held, bool excl)
 	if (n == held)
 		return true;
 	for (int i = 0; i < 64; i++) {
-		if ((excl ? pthread_rwlock_trywrlock(&n->lock)
-			  : pthread_rwlock_tryrdlock(&n->lock)) == 0)
+		if ((excl ? vems__rw_trywrlock(&n->lock)
+			  : vems__rw_tryrdlock(&n->lock)) == 0)
 			return true;
 		sched_yield();
 	}
@@ -90,7 +90,7 @@ static void
 unlock_obj(struct vems_objnode *n, struct vems_objnode *held)
 {
 	if (n != held)
-		pthread_rwlock_unlock(&n->lock);
+		vems__rw_unlock(&n->lock);
 }
 
 static bool

@@ -17,6 +17,7 @@
 
 #include "vems.h"
 #include "layout.h"
+#include "rwlock.h"
 
 #define VEMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define VEMS_NO_FRAME UINT32_MAX
@@ -128,7 +129,7 @@ struct vems_objnode {
 	 * read sees a write wholly before or after it. Guards idx and the
 	 * object's entries.
 	 */
-	pthread_rwlock_t lock;
+	struct vems_rwlock lock; /* rwlock.h */
 	struct vems_xidx idx;
 	_Atomic int64_t mtime_ns; /* DRAM copy, persisted with size */
 	uint64_t nstate[4];	  /* mapped extents per vems_estate */

@@ -185,10 +185,10 @@ ext_state(struct vems_obj *o, uint32_t ext)
 {
 	struct vems_pool *p = o->pool;
 	struct vems_objnode *n = o->node;
-	pthread_rwlock_rdlock(&n->lock);
+	vems__rw_rdlock(&n->lock);
 	uint32_t ei = vems__xidx_get(&n->idx, ext);
 	int st = ei == UINT32_MAX ? 0 : p->entries[ei].state;
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	return st;
 }
 
@@ -198,7 +198,7 @@ ext_spilling(struct vems_obj *o, uint32_t ext)
 	struct vems_pool *p = o->pool;
 	struct vems_objnode *n = o->node;
 	bool busy = false;
-	pthread_rwlock_rdlock(&n->lock);
+	vems__rw_rdlock(&n->lock);
 	uint32_t ei = vems__xidx_get(&n->idx, ext);
 	if (ei != UINT32_MAX && p->entries[ei].state != VEMS_ES_BLOCK) {
 		uint32_t f = p->entries[ei].frame;
@@ -206,7 +206,7 @@ ext_spilling(struct vems_obj *o, uint32_t ext)
 		busy = p->fr[f].q == VEMS_FQ_BUSY;
 		pthread_mutex_unlock(&p->pol_lock);
 	}
-	pthread_rwlock_unlock(&n->lock);
+	vems__rw_unlock(&n->lock);
 	return busy;
 }
 
@@ -727,10 +727,10 @@ static uint32_t
 ext_slot(struct vems_obj *o, uint32_t ext)
 {
 	struct vems_pool *p = o->pool;
-	pthread_rwlock_rdlock(&o->node->lock);
+	vems__rw_rdlock(&o->node->lock);
 	uint32_t ei = vems__xidx_get(&o->node->idx, ext);
 	uint32_t slot = ei == UINT32_MAX ? UINT32_MAX : p->entries[ei].slot;
-	pthread_rwlock_unlock(&o->node->lock);
+	vems__rw_unlock(&o->node->lock);
 	assert_int_not_equal(slot, UINT32_MAX);
 	return slot;
 }
@@ -756,9 +756,9 @@ test_promote_twice_in_a_batch(void **state)
 	/* frames free for it: the last extents cut */
 	TU_OK(vems_obj_truncate(o, (frames + 4) * es));
 	size = (frames + 4) * es;
-	pthread_rwlock_rdlock(&o->node->lock);
+	vems__rw_rdlock(&o->node->lock);
 	uint32_t ei = vems__xidx_get(&o->node->idx, 0);
-	pthread_rwlock_unlock(&o->node->lock);
+	vems__rw_unlock(&o->node->lock);
 	struct vems_promo pr[2] = {
 		{0, ei, ext_slot(o, 0), shadow, false, false},
 		{0, ei, ext_slot(o, 0), shadow, false, false}};
