@@ -2,6 +2,10 @@
 /*
  * layout.h -- the on-media format of a libvems pool, and nothing else
  *
+ * docs/format.md describes every structure here field by field, with the
+ * history of VEMS_FORMAT; tests/test_format.c fails when the two differ,
+ * so a change here changes that document in the same commit.
+ *
  * A pool is two files:
  *
  * pmem file: a libpmemobj pool. Its layout name (stored by libpmemobj in
