@@ -452,8 +452,9 @@ slug(char *out, size_t len, const char *in)
 static int
 system_colour(const char *variant)
 {
+	/* the ordinary-file baselines' variants start with "file" */
 	static const char *const pre[] = {"vems", "block tier", "fio", "raw",
-					  "ordinary file"};
+					  "file"};
 	for (int k = 0; k < 5; k++)
 		if (strncmp(variant, pre[k], strlen(pre[k])) == 0)
 			return k + 1;
@@ -588,7 +589,7 @@ plots(struct bench *b, const char *dir)
 			"(%s mode), one panel per unit'\n"
 			"set style fill solid 0.7\nset logscale x\n"
 			"set format x '%%g'\nset key below horizontal\n"
-			"set ytics font ',8'\n",
+			"set ytics font ',8'\nunset ylabel\n",
 			dir, b->mode, 80 + h, panels, b->mode);
 		static const char *const uname[] = {"MiB/s", "kops/s"};
 		for (int ui = 0; ui < 2; ui++) {
