@@ -7,7 +7,7 @@
  * durability is a cache write-back plus a fence, and a mapping of an
  * ordinary file, where only msync() makes stores durable. Only libpmem's
  * exported calls are used, never intrinsics, so that a library interposed
- * on libpmem sees every persistence action (DESIGN.md, rule 5).
+ * on libpmem sees every persistence action (rule 5 of docs/design.md).
  *
  * On the msync path each call is durable when it returns, so "drain" has
  * nothing left to do; callers write the same code for both regimes.
