@@ -109,6 +109,9 @@ expect 2 "rm without NAME" -- "$V" rm "$pool"
 expect 2 "rm with too many arguments" -- "$V" rm "$pool" a b
 expect 2 "stats --json=x" -- "$V" stats "$pool" --json=x
 expect 2 "create without POOL" -- "$V" create --pmem-size 64M
+expect 2 "create without --pmem-size (not a device)" -- \
+	"$V" create "$pool" --block "$dir/blk"
+check "... says what is missing" -- grep -q -- "--pmem-size" "$dir/err"
 expect 2 "create --pmem-size without a value" -- "$V" create "$pool" \
 	--pmem-size
 for bad in 64X 64MB x -1 "" " 64M" 1.5G 64M5 18446744073709551616 \
@@ -210,6 +213,23 @@ check "the replaced object was removed" -- test "$(objects)" = "$n0"
 
 expect 1 "get of a missing name" -- "$V" get "$pool" nosuch "$dir/nosuch"
 check "no output file left for a missing name" -- test ! -e "$dir/nosuch"
+# a get that fails half-way (the output may not grow past 1 MiB: EFBIG,
+# SIGXFSZ ignored) leaves an existing output file as it was, and no
+# temporary file
+printf 'keep me\n' >"$dir/existing"
+chmod 640 "$dir/existing"
+expect 1 "get that fails while writing" -- bash -c \
+	'trap "" XFSZ; ulimit -f 1024; exec "$@"' _ \
+	"$V" get "$pool" dir/big "$dir/existing"
+check "... leaves the existing file unchanged" -- \
+	test "$(cat "$dir/existing")" = "keep me"
+check "... and no temporary file" -- \
+	test -z "$(find "$dir" -name '*.vemsctl-*')"
+expect 0 "get over an existing file" -- "$V" get "$pool" dir/small \
+	"$dir/existing"
+check "... replaces its bytes" -- cmp "$dir/small2" "$dir/existing"
+check "... and keeps its mode" -- \
+	test "$(stat -c %a "$dir/existing")" = 640
 expect 1 "put of a missing file" -- "$V" put "$pool" x "$dir/nosuchfile"
 expect 1 "get into a missing directory" -- \
 	"$V" get "$pool" dir/small "$dir/no/such/file"

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -818,6 +819,15 @@ cmd_create(const struct args *a)
 					   "512K, 64M, 4G)",
 					   s, optdefs[sizes[i].opt].name);
 	}
+	/* a device (device-dax, a pmem block device) has its own size;
+	 * anything else needs one */
+	struct stat st;
+	if (!a->opt[O_PMEM_SIZE] &&
+	    !(stat(path, &st) == 0 &&
+	      (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))))
+		return usage_error("create needs --pmem-size SIZE: %s is not "
+				   "a device, whose size would be its own",
+				   path);
 	rc = vems_config_new(&cfg);
 	if (rc) {
 		lib_error(rc, "cannot create a configuration");
@@ -1400,7 +1410,7 @@ cmd_get(const struct args *a)
 	struct vems_oid oid;
 	struct stat sb;
 	int fd = STDOUT_FILENO, ret, rc;
-	char *buf;
+	char *buf, tmp[PATH_MAX];
 
 	buf = io_buf_alloc();
 	if (!buf)
@@ -1414,10 +1424,42 @@ cmd_get(const struct args *a)
 		ret = close_pool(&pool, EXIT_FAIL);
 		goto out;
 	}
+	/*
+	 * A regular file (or a new one) is written under a temporary name in
+	 * its directory and renamed over DST only when every byte is there,
+	 * so an error or a kill leaves DST as it was. Anything else (a
+	 * device, a FIFO) is written in place.
+	 */
+	bool atomic = false;
 	if (strcmp(dst, "-")) {
-		fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		bool exists = stat(dst, &sb) == 0;
+		if (!exists || S_ISREG(sb.st_mode)) {
+			int n = snprintf(tmp, sizeof(tmp), "%s.vemsctl-XXXXXX",
+					 dst);
+			if (n < 0 || (size_t)n >= sizeof(tmp)) {
+				ret = usage_error("output path too long: %s",
+						  dst);
+				ret = close_pool(&pool, ret);
+				goto out;
+			}
+			fd = mkostemp(tmp, O_CLOEXEC);
+			atomic = fd >= 0;
+			/* the file's own mode, or the one open(2) would
+			 * have given a new file */
+			mode_t um = umask(0);
+			umask(um);
+			mode_t mode = exists ? sb.st_mode & 07777 : 0666 & ~um;
+			if (atomic && fchmod(fd, mode) != 0) {
+				sys_error("cannot set the mode of %s", tmp);
+				close(fd);
+				unlink(tmp);
+				fd = -1;
+			}
+		} else {
+			fd = open(dst, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		}
 		if (fd < 0) {
-			sys_error("cannot create %s", dst);
+			sys_error("cannot create %s", atomic ? tmp : dst);
 			ret = close_pool(&pool, EXIT_FAIL);
 			goto out;
 		}
@@ -1430,9 +1472,12 @@ cmd_get(const struct args *a)
 			sys_error("writing %s failed", dst);
 			ret = EXIT_FAIL;
 		}
-		/* no half-written file is left behind */
-		if (ret && stat(dst, &sb) == 0 && S_ISREG(sb.st_mode))
-			unlink(dst);
+		if (atomic && ret == EXIT_OK && rename(tmp, dst) != 0) {
+			sys_error("cannot rename %s to %s", tmp, dst);
+			ret = EXIT_FAIL;
+		}
+		if (atomic && ret != EXIT_OK)
+			unlink(tmp); /* DST is as it was */
 	}
 	ret = close_pool(&pool, ret);
 out:
@@ -1547,7 +1592,9 @@ static const struct command commands[] = {
 	 "POOL NAME [FILE|-]",
 	 "read a named object",
 	 "Writes the object named NAME to FILE (standard output if '-' or "
-	 "absent).\n"},
+	 "absent).\nA regular FILE is written under a temporary name beside "
+	 "it and renamed\nover FILE when complete (keeping FILE's mode), so "
+	 "an error leaves FILE\nas it was.\n"},
 	{"rm",
 	 cmd_rm,
 	 0,
