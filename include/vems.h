@@ -78,7 +78,9 @@ VEMS_API const char *vems_errormsg(void);
 
 /* --- value types ---------------------------------------------------- */
 
-/* An OSD-style object ID: a partition and an object number within it. */
+/* An OSD-style object ID: a partition and an object number within it.
+ * Messages (vems_errormsg(), vems_pool_check reports) and vemsctl write it
+ * as PARTITION:ID, e.g. 0:17. */
 struct vems_oid {
 	uint64_t partition;
 	uint64_t id;

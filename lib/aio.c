@@ -121,7 +121,7 @@ sub_check(struct vems_aio_ctx *c, struct sub *s)
 	if (err) {
 		VEMS_STAT_ADD(p, block_errors, 1);
 		vems__fail(err,
-			   "reading object %" PRIu64 ".%" PRIu64
+			   "reading object %" PRIu64 ":%" PRIu64
 			   " offset %" PRIu64 " (block slot %u): %s",
 			   n->oid.partition, n->oid.id,
 			   (uint64_t)s->ext << p->extent_shift, s->slot,

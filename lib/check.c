@@ -71,7 +71,7 @@ check_inline(struct vems_pool *p, struct vems_objnode *n, struct checker *c,
 	if (n->inl == NULL) {
 		if (r->inl)
 			problem(c,
-				"object %" PRIu64 ".%" PRIu64 ": its record "
+				"object %" PRIu64 ":%" PRIu64 ": its record "
 				"names inline data it does not use",
 				n->oid.partition, n->oid.id);
 		return;
@@ -83,7 +83,7 @@ check_inline(struct vems_pool *p, struct vems_objnode *n, struct checker *c,
 	    in->check != vems__inline_check(in->serial, in->cap) ||
 	    vems__rec_size(r) > in->cap)
 		problem(c,
-			"object %" PRIu64 ".%" PRIu64 ": inline data "
+			"object %" PRIu64 ":%" PRIu64 ": inline data "
 			"damaged (check value mismatch)",
 			n->oid.partition, n->oid.id);
 }
@@ -114,7 +114,7 @@ idx_fn(uint32_t ext, uint32_t entry, void *arg)
 	struct idx_walk *w = arg;
 	if (entry >= w->p->nentries) {
 		problem(w->c,
-			"object %" PRIu64 ".%" PRIu64 ": index names "
+			"object %" PRIu64 ":%" PRIu64 ": index names "
 			"entry %u of %u",
 			w->n->oid.partition, w->n->oid.id, entry,
 			w->p->nentries);
@@ -123,7 +123,7 @@ idx_fn(uint32_t ext, uint32_t entry, void *arg)
 	const struct vems_entry *e = &w->p->entries[entry];
 	if (e->serial != w->n->serial || e->ext_index != ext)
 		problem(w->c,
-			"object %" PRIu64 ".%" PRIu64 ": DRAM index "
+			"object %" PRIu64 ":%" PRIu64 ": DRAM index "
 			"maps extent %u to entry %u, which is not it",
 			w->n->oid.partition, w->n->oid.id, ext, entry);
 }
@@ -142,7 +142,7 @@ slot_problem(struct checker *c, struct vems_pool *p, const struct slotref *r,
 	     const char *what)
 {
 	problem(c,
-		"object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+		"object %" PRIu64 ":%" PRIu64 " offset %" PRIu64
 		": block slot %u %s",
 		r->oid.partition, r->oid.id,
 		(uint64_t)r->ext << p->extent_shift, r->slot, what);
@@ -360,7 +360,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		mapped++;
 		if (n->inl)
 			problem(&c,
-				"entry %u: object %" PRIu64 ".%" PRIu64
+				"entry %u: object %" PRIu64 ":%" PRIu64
 				" is inline and has an extent too",
 				i, n->oid.partition, n->oid.id);
 		uint64_t size = vems__rec_size(n->rec);
@@ -368,7 +368,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		if (e->ext_index >= next)
 			problem(&c,
 				"entry %u: extent %u of object %" PRIu64
-				".%" PRIu64 " lies past its size %" PRIu64,
+				":%" PRIu64 " lies past its size %" PRIu64,
 				i, e->ext_index, n->oid.partition, n->oid.id,
 				size);
 		if (vems__xidx_get(&n->idx, e->ext_index) != i)
@@ -405,12 +405,12 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 		const struct vems_obj_rec *r = v[i]->rec;
 		if (r->sizew != vems__sizew(vems__rec_size(r), r->serial))
 			problem(&c,
-				"object %" PRIu64 ".%" PRIu64 ": size word "
+				"object %" PRIu64 ":%" PRIu64 ": size word "
 				"damaged (check value mismatch)",
 				v[i]->oid.partition, v[i]->oid.id);
 		if (r->rcheck != vems__rec_check(r))
 			problem(&c,
-				"object %" PRIu64 ".%" PRIu64 ": record "
+				"object %" PRIu64 ":%" PRIu64 ": record "
 				"damaged (check value mismatch)",
 				v[i]->oid.partition, v[i]->oid.id);
 		check_inline(p, v[i], &c, &ninl, &inl_bytes);
@@ -492,7 +492,7 @@ vems_pool_check(struct vems_pool *p, vems_report_fn report, void *arg)
 			if (vems__obj_find(p, &o) == NULL)
 				problem(&c,
 					"name \"%.128s\" is bound to "
-					"missing object %" PRIu64 ".%" PRIu64,
+					"missing object %" PRIu64 ":%" PRIu64,
 					nm->rec->name, o.partition, o.id);
 		}
 

@@ -641,7 +641,7 @@ vems__ext_scan(struct vems_pool *p, struct vems_xscan *s)
 		if (vems__xidx_get(&n->idx, e->ext_index) != UINT32_MAX)
 			return vems__fail(VEMS_E_CORRUPT,
 					  "%s: extent %u of object %" PRIu64
-					  ".%" PRIu64 " is mapped twice",
+					  ":%" PRIu64 " is mapped twice",
 					  p->pmem_path, e->ext_index,
 					  n->oid.partition, n->oid.id);
 		if (vems__xidx_put(&n->idx, e->ext_index, i))

@@ -214,7 +214,7 @@ attach_one(struct vems_pool *p, struct vems_objnode *n)
 	if (bsearch(&r->inl, p->inl_scan, p->inl_nscan, sizeof(uint64_t),
 		    off_cmp) == NULL)
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: object %" PRIu64 ".%" PRIu64
+				  "%s: object %" PRIu64 ":%" PRIu64
 				  " names inline data at offset %" PRIu64
 				  " that the heap does not hold: left as it "
 				  "is for repair",
@@ -228,7 +228,7 @@ attach_one(struct vems_pool *p, struct vems_objnode *n)
 	    in->cap > usable - sizeof(*in) || vems__rec_size(r) > in->cap)
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: the inline data of object %" PRIu64
-				  ".%" PRIu64
+				  ":%" PRIu64
 				  " is damaged (check value mismatch): left "
 				  "as it is for repair",
 				  p->pmem_path, n->oid.partition, n->oid.id);

@@ -116,7 +116,7 @@ fetch_misses(struct vems_pool *p, const struct vems_objnode *n, struct miss *m,
 	for (size_t i = 0; i < cnt && ret; i++)
 		if (m[i].bio.res) {
 			vems__errmsg_append(
-				"reading object %" PRIu64 ".%" PRIu64
+				"reading object %" PRIu64 ":%" PRIu64
 				" offset %" PRIu64 " (block slot %u)",
 				n->oid.partition, n->oid.id,
 				(uint64_t)m[i].ext << p->extent_shift,

@@ -120,7 +120,7 @@ vems__names_verify(struct vems_pool *p)
 					VEMS_E_CORRUPT,
 					"%s: name \"%.128s\" is bound "
 					"to missing object %" PRIu64
-					".%" PRIu64,
+					":%" PRIu64,
 					p->pmem_path, n->rec->name, o.partition,
 					o.id);
 		}
@@ -248,7 +248,7 @@ name_bind_once(struct vems_pool *p, const char *name, struct vems_oid oid)
 		goto out;
 	}
 	if (vems__obj_find(p, &oid) == NULL) {
-		ret = vems__fail(-ENOENT, "no object %" PRIu64 ".%" PRIu64,
+		ret = vems__fail(-ENOENT, "no object %" PRIu64 ":%" PRIu64,
 				 oid.partition, oid.id);
 		goto out;
 	}

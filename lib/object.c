@@ -101,25 +101,25 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 	if (r->rcheck != vems__rec_check(r) || r->id == 0 || r->serial == 0 ||
 	    (r->flags & ~VEMS_OBJ_REMOVING))
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: object record %" PRIu64 ".%" PRIu64
+				  "%s: object record %" PRIu64 ":%" PRIu64
 				  " is damaged (check value mismatch): left "
 				  "as it is for repair",
 				  p->pmem_path, r->partition, r->id);
 	if (r->sizew != vems__sizew(size, r->serial) ||
 	    size > VEMS_OBJ_MAX_SIZE)
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: object %" PRIu64 ".%" PRIu64
+				  "%s: object %" PRIu64 ":%" PRIu64
 				  ": its size word is damaged (check value "
 				  "mismatch): left as it is for repair",
 				  p->pmem_path, r->partition, r->id);
 	if (vems__obj_find(p, &oid))
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: object %" PRIu64 ".%" PRIu64
+				  "%s: object %" PRIu64 ":%" PRIu64
 				  " recorded twice",
 				  p->pmem_path, r->partition, r->id);
 	if (vems__obj_by_serial(p, r->serial))
 		return vems__fail(VEMS_E_CORRUPT,
-				  "%s: object %" PRIu64 ".%" PRIu64
+				  "%s: object %" PRIu64 ":%" PRIu64
 				  " shares serial %" PRIu64 " with another",
 				  p->pmem_path, r->partition, r->id, r->serial);
 	struct vems_objnode *n = node_new(rec_oid);
@@ -197,7 +197,7 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 			want.id++;
 	} else if (vems__obj_find(p, &want)) {
 		ret = vems__fail(-EEXIST,
-				 "object %" PRIu64 ".%" PRIu64 " exists",
+				 "object %" PRIu64 ":%" PRIu64 " exists",
 				 want.partition, want.id);
 		goto out;
 	}
@@ -310,13 +310,13 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	pthread_rwlock_wrlock(&p->meta_lock);
 	struct vems_objnode *n = vems__obj_find(p, &oid);
 	if (n == NULL) {
-		ret = vems__fail(-ENOENT, "no object %" PRIu64 ".%" PRIu64,
+		ret = vems__fail(-ENOENT, "no object %" PRIu64 ":%" PRIu64,
 				 oid.partition, oid.id);
 		goto out;
 	}
 	if (n->opens > 0) {
 		ret = vems__fail(-EBUSY,
-				 "object %" PRIu64 ".%" PRIu64
+				 "object %" PRIu64 ":%" PRIu64
 				 " has %d open handle(s)",
 				 oid.partition, oid.id, n->opens);
 		goto out;
@@ -348,7 +348,7 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	if (ret) {
 		/* it stays marked (and its node listed by serial, so its
 		 * extents keep an owner): the next open finishes it */
-		vems__errmsg_append("object %" PRIu64 ".%" PRIu64
+		vems__errmsg_append("object %" PRIu64 ":%" PRIu64
 				    " is removed; its space is reclaimed at "
 				    "the next open",
 				    oid.partition, oid.id);
@@ -380,7 +380,7 @@ vems_obj_open(struct vems_pool *p, struct vems_oid oid, unsigned flags,
 	if (n == NULL) {
 		pthread_rwlock_unlock(&p->meta_lock);
 		free(h);
-		return vems__fail(-ENOENT, "no object %" PRIu64 ".%" PRIu64,
+		return vems__fail(-ENOENT, "no object %" PRIu64 ":%" PRIu64,
 				  oid.partition, oid.id);
 	}
 	n->opens++;
@@ -459,7 +459,7 @@ vems_obj_stat_oid(struct vems_pool *p, struct vems_oid oid,
 		fill_stat(p, n, st);
 	pthread_rwlock_unlock(&p->meta_lock);
 	if (n == NULL)
-		return vems__fail(-ENOENT, "no object %" PRIu64 ".%" PRIu64,
+		return vems__fail(-ENOENT, "no object %" PRIu64 ":%" PRIu64,
 				  oid.partition, oid.id);
 	return 0;
 }

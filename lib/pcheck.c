@@ -60,7 +60,7 @@ vems__pages_verify(struct vems_pool *p, const struct vems_objnode *n,
 		VEMS_STAT_ADD(p, checksum_failures, 1);
 		return vems__fail(
 			-EIO,
-			"object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+			"object %" PRIu64 ":%" PRIu64 " offset %" PRIu64
 			": the page checks of block slot %u are "
 			"damaged (expected %08x, found %08x)",
 			n->oid.partition, n->oid.id, off, slot, crc, rc);

@@ -152,7 +152,7 @@ vems__crc_fail(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 {
 	VEMS_STAT_ADD(p, checksum_failures, 1);
 	return vems__fail(-EIO,
-			  "object %" PRIu64 ".%" PRIu64 " offset %" PRIu64
+			  "object %" PRIu64 ":%" PRIu64 " offset %" PRIu64
 			  ": page %u of block slot %u of %s fails its "
 			  "checksum (expected %08x, read %08x)",
 			  n->oid.partition, n->oid.id,
@@ -196,7 +196,7 @@ vems__slot_read(struct vems_pool *p, const struct vems_objnode *n, uint32_t ext,
 		ret = vems__fail(-EIO, "block read of slot %u not done", slot);
 	if (ret) {
 		vems__errmsg_append("reading slot %u for object %" PRIu64
-				    ".%" PRIu64 " offset %" PRIu64,
+				    ":%" PRIu64 " offset %" PRIu64,
 				    slot, n->oid.partition, n->oid.id,
 				    (uint64_t)ext << p->extent_shift);
 		return ret;

@@ -535,7 +535,7 @@ test_checksum_flip(void **state)
 	fx_open(fx);
 
 	char obj[64], offs[64], slots[64];
-	snprintf(obj, sizeof(obj), "object %d.%" PRIu64, PARTITION, fx->oid.id);
+	snprintf(obj, sizeof(obj), "object %d:%" PRIu64, PARTITION, fx->oid.id);
 	snprintf(offs, sizeof(offs), "offset %" PRIu64, bad * fx->es);
 	snprintf(slots, sizeof(slots), "slot %u ", slot);
 
@@ -839,7 +839,7 @@ test_read_eio(void **state)
 	struct fault f = {.ops = "r", .kind = FK_ERR, .err = -EIO, .from = 1};
 	fault_install(&f, fx->tp.pool);
 	char obj[64], offs[64], slots[64];
-	snprintf(obj, sizeof(obj), "object %d.%" PRIu64, PARTITION, fx->oid.id);
+	snprintf(obj, sizeof(obj), "object %d:%" PRIu64, PARTITION, fx->oid.id);
 	snprintf(offs, sizeof(offs), "offset %" PRIu64, bext * fx->es);
 	snprintf(slots, sizeof(slots), "slot %u", bslot);
 	assert_int_equal(vems_obj_pread(fx->o, fx->rd, fx->es, bext * fx->es),

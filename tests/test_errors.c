@@ -360,6 +360,17 @@ test_errormsg_after_failures(void **state)
 
 	/* real conditions */
 	EXPECT_ERR(vems_obj_create(tp->pool, &oid), -EEXIST);
+	/* an object ID is spelled PARTITION:ID in every message, as vemsctl
+	 * prints it */
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "object %llu:%llu exists",
+			 (unsigned long long)oid.partition,
+			 (unsigned long long)oid.id);
+		if (strstr(vems_errormsg(), want) == NULL)
+			fail_msg("\"%s\" does not say \"%s\"", vems_errormsg(),
+				 want);
+	}
 	EXPECT_ERR(vems_obj_remove(tp->pool, missing), -ENOENT);
 	EXPECT_ERR(vems_obj_open(tp->pool, missing, 0, &h), -ENOENT);
 	EXPECT_ERR(vems_obj_stat_oid(tp->pool, missing, &ost), -ENOENT);
