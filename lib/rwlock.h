@@ -5,10 +5,11 @@
  * One 32-bit word and a futex: one compare-and-swap to take it and one
  * exchange to give it back when nobody waits. glibc's pthread_rwlock_t
  * takes several locked instructions each way, and around a durable 64 B
- * write (about 0.2 us of persist in the pmem model) that showed: the
- * write cost 1.7-1.9x raw with it, 1.1-1.2x with this lock.
- * `vems-bench --mode pmem --only mechanisms` measures both shapes around
- * a raw persist (lock-around-64B-persist).
+ * write (about 0.2 us of persist in the pmem model) that showed: with
+ * this lock and the direct write path, `vems-bench --mode pmem --only
+ * small-writes` went from 1.54-1.86x raw to 1.16-1.17x (bench/README.md,
+ * the build before and after, back to back). `--only mechanisms`
+ * measures both lock shapes around a raw persist (lock-around-64B-persist).
  *
  * Semantics are those of a default (reader-preferring) pthread rwlock:
  * readers enter whenever no writer holds it, so a thread may take it
