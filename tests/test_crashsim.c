@@ -2690,7 +2690,7 @@ watchdog_main(void *arg)
 			"hung; the stacks of the workload (%d) and the "
 			"verifier (%d):\n",
 			now() - d, (int)getpid(), (int)srv_pid);
-		char cmd[256];
+		char cmd[320];
 		int pids[2] = {(int)getpid(), (int)srv_pid};
 		for (int i = 0; i < 2; i++) {
 			snprintf(
@@ -2700,6 +2700,16 @@ watchdog_main(void *arg)
 				pids[i]);
 			if (system(cmd) != 0)
 				fprintf(stderr, "crashsim: (no gdb stacks)\n");
+			/* the kernel's side, io_uring's workers (iou-wrk-*)
+			 * included: where a transfer that never completes is */
+			snprintf(cmd, sizeof(cmd),
+				 "for t in /proc/%d/task/*; do echo \"== $t "
+				 "$(cat $t/comm) $(cat $t/wchan)\"; "
+				 "cat $t/stack; done 1>&2 2>/dev/null",
+				 pids[i]);
+			if (system(cmd) != 0)
+				fprintf(stderr,
+					"crashsim: (no kernel stacks)\n");
 		}
 		kill(srv_pid, SIGKILL);
 		abort();
