@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -262,8 +263,8 @@ struct vems_pool_stats {
 	uint64_t extents_pmem;	/* dirty: only in pmem */
 	uint64_t extents_both;	/* clean: in pmem and the block file */
 	uint64_t extents_block; /* only in the block file */
-	uint64_t reads;		/* vems_obj_pread calls */
-	uint64_t writes;	/* vems_obj_pwrite calls */
+	uint64_t reads;	 /* vems_obj_pread calls (and buffers of preadv) */
+	uint64_t writes; /* vems_obj_pwrite calls (and buffers of pwritev) */
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t pmem_hits;  /* extent reads served from pmem */
@@ -376,6 +377,28 @@ VEMS_API ssize_t vems_obj_pread(struct vems_obj *obj, void *buf, size_t len,
  */
 VEMS_API ssize_t vems_obj_pwrite(struct vems_obj *obj, const void *buf,
 				 size_t len, uint64_t off, unsigned flags);
+
+/*
+ * Vectored forms: the iovcnt buffers of iov (at most IOV_MAX) read or
+ * written in order as one range starting at off, as that many consecutive
+ * vems_obj_pread / vems_obj_pwrite calls, each buffer as one of them (a
+ * concurrent reader may see some buffers written and not others). The
+ * whole vector is checked before anything is done: -EINVAL for a bad
+ * count, a NULL buffer of non-zero length, a total above SSIZE_MAX or (a
+ * write) past VEMS_OBJ_MAX_SIZE, with nothing written.
+ *
+ * vems_obj_preadv returns the bytes read, fewer only at the end of the
+ * object. vems_obj_pwritev costs one barrier for the whole vector: when it
+ * returns (without VEMS_W_NODRAIN), what it wrote and the new size are
+ * durable. It returns the total, or fewer bytes when a buffer past the
+ * first could not be written (those counted are durable; vems_errormsg()
+ * says what stopped it), or the error if nothing was written. Other errors
+ * as vems_obj_pwrite's.
+ */
+VEMS_API ssize_t vems_obj_preadv(struct vems_obj *obj, const struct iovec *iov,
+				 int iovcnt, uint64_t off);
+VEMS_API ssize_t vems_obj_pwritev(struct vems_obj *obj, const struct iovec *iov,
+				  int iovcnt, uint64_t off, unsigned flags);
 
 /*
  * Sets the object's size. Shrinking frees whole extents past the new end

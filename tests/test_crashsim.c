@@ -61,6 +61,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -966,9 +967,20 @@ run_op(struct wl *w, int slot, int kind, int j, uint64_t *rng)
 			atomic_store(&reserves, 0);
 			vems__fault_set(second_reserve_fails, NULL);
 		}
-		r = vems_obj_pwrite(w->h[j], wbuf[slot], d.len, d.off,
-				    kind == OP_PERSIST || retry ? VEMS_W_NODRAIN
-								: 0);
+		unsigned wfl = kind == OP_PERSIST || retry ? VEMS_W_NODRAIN : 0;
+		if (!retry && (d.seed & 32)) {
+			/* vectored: three buffers (some maybe empty), one
+			 * barrier for all of them */
+			size_t c1 = tu_rand(rng) % (d.len + 1);
+			size_t c2 = c1 + tu_rand(rng) % (d.len - c1 + 1);
+			struct iovec iv[] = {{wbuf[slot], c1},
+					     {wbuf[slot] + c1, c2 - c1},
+					     {wbuf[slot] + c2, d.len - c2}};
+			r = vems_obj_pwritev(w->h[j], iv, 3, d.off, wfl);
+		} else {
+			r = vems_obj_pwrite(w->h[j], wbuf[slot], d.len, d.off,
+					    wfl);
+		}
 		if (retry)
 			vems__fault_set(NULL, NULL);
 		/* no fault is injected here: a failing write means the live

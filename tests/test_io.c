@@ -2,8 +2,10 @@
 /* test_io.c -- the data path: pread/pwrite/truncate/persist semantics */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "testutil.h"
 
@@ -252,6 +254,159 @@ test_flags_and_bad_args(void **state)
 	vems_obj_close(&o);
 }
 
+/* Vectored I/O: the buffers as one range, short only at the end. */
+static void
+test_vectored(void **state)
+{
+	struct tu_pool *tp = *state;
+	struct vems_oid oid;
+	struct vems_obj *o = new_obj(tp, &oid);
+	/* across an extent boundary, with an empty buffer in the middle */
+	static uint8_t a[100], c[70000], d[5], back[71105];
+	tu_fill(a, sizeof(a), 9, 1000);
+	tu_fill(c, sizeof(c), 9, 1100);
+	tu_fill(d, sizeof(d), 9, 71100);
+	struct iovec w[] = {
+		{a, sizeof(a)}, {NULL, 0}, {c, sizeof(c)}, {d, sizeof(d)}};
+	assert_int_equal(vems_obj_pwritev(o, w, 4, 1000, 0), 70105);
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, 71105);
+	assert_int_equal(vems_obj_pread(o, back, sizeof(back), 0), 71105);
+	for (size_t i = 0; i < 1000; i++)
+		assert_int_equal(back[i], 0); /* the gap below the write */
+	assert_true(tu_verify(back + 1000, 70105, 9, 1000));
+
+	/* a read into three buffers that ends at the object's end */
+	static uint8_t r1[50], r2[70000], r3[200];
+	memset(r3, 0xee, sizeof(r3));
+	struct iovec r[] = {
+		{r1, sizeof(r1)}, {r2, sizeof(r2)}, {r3, sizeof(r3)}};
+	assert_int_equal(vems_obj_preadv(o, r, 3, 1000), 70105);
+	assert_true(tu_verify(r1, sizeof(r1), 9, 1000));
+	assert_true(tu_verify(r2, sizeof(r2), 9, 1050));
+	assert_true(tu_verify(r3, 55, 9, 71050));
+	assert_int_equal(r3[55], 0xee); /* nothing past the end */
+	assert_int_equal(vems_obj_preadv(o, r, 3, 71105), 0);
+	assert_int_equal(vems_obj_preadv(o, r, 0, 0), 0);
+	assert_int_equal(vems_obj_preadv(o, NULL, 0, 0), 0);
+	assert_int_equal(vems_obj_pwritev(o, NULL, 0, 5000000, 0), 0);
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, 71105);
+
+	/* deferred: durable after the barrier; a handle opened NODRAIN too */
+	struct iovec w2[] = {{a, 10}, {a + 10, 20}};
+	assert_int_equal(vems_obj_pwritev(o, w2, 2, 1000, VEMS_W_NODRAIN), 30);
+	TU_OK(vems_obj_persist(o));
+	vems_obj_close(&o);
+	tu_reopen(tp);
+	TU_OK(vems_obj_open(tp->pool, oid, 0, &o));
+	memset(back, 0, sizeof(back));
+	assert_int_equal(vems_obj_preadv(o, r, 3, 1000), 70105);
+	assert_true(tu_verify(r1, sizeof(r1), 9, 1000));
+	assert_true(tu_verify(r2, sizeof(r2), 9, 1050));
+	vems_obj_close(&o);
+}
+
+/* A bad vector is refused whole: nothing written, a clear message. */
+static void
+test_vectored_bad_args(void **state)
+{
+	struct tu_pool *tp = *state;
+	struct vems_oid oid;
+	struct vems_obj *o = new_obj(tp, &oid), *ro;
+	uint8_t a[64], b[64];
+	memset(a, 0x11, sizeof(a));
+	assert_int_equal(vems_obj_pwrite(o, a, sizeof(a), 0, 0), 64);
+	memset(a, 0x22, sizeof(a));
+	struct iovec good = {a, sizeof(a)};
+	assert_int_equal(vems_obj_pwritev(NULL, &good, 1, 0, 0), -EINVAL);
+	assert_int_equal(vems_obj_preadv(NULL, &good, 1, 0), -EINVAL);
+	assert_int_equal(vems_obj_pwritev(o, &good, -1, 0, 0), -EINVAL);
+	assert_non_null(strstr(vems_errormsg(), "iovcnt -1"));
+	assert_int_equal(vems_obj_preadv(o, &good, IOV_MAX + 1, 0), -EINVAL);
+	assert_int_equal(vems_obj_pwritev(o, NULL, 1, 0, 0), -EINVAL);
+	assert_int_equal(vems_obj_pwritev(o, &good, 1, 0, 0x80), -EINVAL);
+	/* the first buffer is good, the second is not: neither is written */
+	struct iovec v[] = {{a, sizeof(a)}, {NULL, 8}};
+	assert_int_equal(vems_obj_pwritev(o, v, 2, 0, 0), -EINVAL);
+	assert_non_null(strstr(vems_errormsg(), "iov[1].iov_base is NULL"));
+	assert_int_equal(vems_obj_preadv(o, v, 2, 0), -EINVAL);
+	struct iovec huge[] = {{a, (size_t)SSIZE_MAX / 2 + 1},
+			       {a, (size_t)SSIZE_MAX / 2 + 1}};
+	assert_int_equal(vems_obj_pwritev(o, huge, 2, 0, 0), -EINVAL);
+	assert_non_null(strstr(vems_errormsg(), "SSIZE_MAX"));
+	struct iovec past[] = {{a, sizeof(a)}, {a, sizeof(a)}};
+	assert_int_equal(
+		vems_obj_pwritev(o, past, 2, VEMS_OBJ_MAX_SIZE - sizeof(a), 0),
+		-EINVAL);
+	assert_int_equal(vems_obj_preadv(o, past, 2, VEMS_OBJ_MAX_SIZE + 1),
+			 -EINVAL);
+	TU_OK(vems_obj_open(tp->pool, oid, VEMS_O_RDONLY, &ro));
+	assert_int_equal(vems_obj_pwritev(ro, &good, 1, 0, 0), -EBADF);
+	vems_obj_close(&ro);
+	/* none of it changed the object */
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, 64);
+	assert_int_equal(vems_obj_pread(o, b, sizeof(b), 0), 64);
+	for (size_t i = 0; i < sizeof(b); i++)
+		assert_int_equal(b[i], 0x11);
+	vems_obj_close(&o);
+}
+
+/*
+ * A buffer past the first that cannot be placed whole: the count of what
+ * was written (the first buffer, and maybe a part of the second, which
+ * vems_obj_pwrite may publish in parts), durable and all that changed;
+ * and once nothing can be written, the error.
+ */
+static void
+test_vectored_short(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "iovfull", 16 * MIB, 4 * 64 * 1024, 0);
+	struct vems_oid oid = {1, 0};
+	struct vems_obj *o;
+	TU_OK(vems_obj_create(tp.pool, &oid));
+	TU_OK(vems_obj_open(tp.pool, oid, 0, &o));
+	static uint8_t a[4096], big[64 * MIB];
+	tu_fill(a, sizeof(a), 3, 0);
+	struct iovec v[] = {{a, sizeof(a)}, {big, sizeof(big)}};
+	ssize_t r = vems_obj_pwritev(o, v, 2, 0, 0);
+	assert_true(r >= (ssize_t)sizeof(a));
+	assert_true(r < (ssize_t)(sizeof(a) + sizeof(big)));
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, r);
+	/* nothing more fits: the error itself, the size unchanged */
+	ssize_t r2 = 0;
+	for (int i = 0; i < 64 && r2 >= 0; i++) {
+		r2 = vems_obj_pwritev(o, v + 1, 1, st.size, 0);
+		if (r2 >= 0) {
+			assert_true(r2 > 0);
+			TU_OK(vems_obj_stat(o, &st));
+		}
+	}
+	assert_int_equal(r2, -ENOSPC);
+	assert_non_null(strstr(vems_errormsg(), "full"));
+	uint64_t size = st.size;
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, size);
+	vems_obj_close(&o);
+	assert_int_equal(vems_pool_check(tp.pool, NULL, NULL), 0);
+	tu_reopen(&tp);
+	TU_OK(vems_obj_open(tp.pool, oid, 0, &o));
+	uint8_t back[4096];
+	assert_int_equal(vems_obj_pread(o, back, sizeof(back), 0), 4096);
+	assert_true(tu_verify(back, sizeof(back), 3, 0));
+	TU_OK(vems_obj_stat(o, &st));
+	assert_int_equal(st.size, size);
+	vems_obj_close(&o);
+	tu_destroy(&tp);
+}
+
 /* pmem full: ENOSPC, nothing written before is lost, mapped extents
  * remain writable. The block tier here holds a single extent. */
 static void
@@ -376,6 +531,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_truncate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_and_bad_args, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_vectored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vectored_bad_args, setup,
+						teardown),
+		cmocka_unit_test(test_vectored_short),
 		cmocka_unit_test(test_full_pool_enospc),
 		cmocka_unit_test(test_reopen_thousands_of_extents),
 	};
