@@ -676,14 +676,18 @@ write_inline(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		if (ret == 0)
 			ret = vems__pmem_copy(p, in->data + off, src, len);
 	} else {
-		/* a first block sized to the bytes; growth doubles it */
-		uint64_t cap = end;
+		/*
+		 * A first block sized to the bytes that will be live (an
+		 * object grown by truncate has a size and no block: the
+		 * write may end below it); growth doubles it.
+		 */
+		uint64_t cap = live;
 		if (in) {
 			cap = 2 * (uint64_t)in->cap;
 			if (cap > p->inl_max)
 				cap = p->inl_max;
-			if (cap < end)
-				cap = end;
+			if (cap < live)
+				cap = live;
 		}
 		uint64_t keep = in ? (old < in->cap ? old : in->cap) : 0;
 		ret = vems__inline_replace(p, n, cap, keep, src, off, len,

@@ -278,6 +278,47 @@ test_forms(void **state)
 }
 
 /*
+ * An object grown by truncate has no block and no extents; a write that
+ * ends below its size makes it inline, and the first block must hold the
+ * whole size, not just the bytes written (it held only those: the zeros
+ * up to the size went past the block's end, into its heap neighbours, and
+ * the pool no longer opened, the record's size being above the block's).
+ */
+static void
+test_first_block_below_size(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	struct vems_pool *p =
+		create_pool(&tp, "ifirst", 16 * MIB, 64 * MIB, UINT64_MAX);
+	static struct model m[3];
+	struct vems_obj *o[3];
+	static const uint64_t size[3] = {3000, 1014, 12000};
+	static const uint64_t off[3] = {0, 900, 5000};
+	for (int i = 0; i < 3; i++) {
+		struct vems_oid oid = {2, (uint64_t)i + 1};
+		TU_OK(vems_obj_create(p, &oid));
+		TU_OK(vems_obj_open(p, oid, 0, &o[i]));
+		m_trunc(o[i], &m[i], size[i]);
+		m_write(o[i], &m[i], off[i], 100, 20 + (uint64_t)i);
+		assert_true(is_inline(o[i]));
+		m_check(o[i], &m[i], "written below the size");
+		TU_OK(vems_obj_close(&o[i]));
+	}
+	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	tu_reopen(&tp);
+	p = tp.pool;
+	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	for (int i = 0; i < 3; i++) {
+		struct vems_oid oid = {2, (uint64_t)i + 1};
+		TU_OK(vems_obj_open(p, oid, 0, &o[i]));
+		m_check(o[i], &m[i], "reopened");
+		TU_OK(vems_obj_close(&o[i]));
+	}
+	tu_destroy(&tp);
+}
+
+/*
  * When pmem is smaller than the small objects, the coldest move to the
  * block file (as one extent each) and come back when read; creating
  * objects and binding names never fails while the block file has room.
@@ -440,6 +481,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_forms),
+		cmocka_unit_test(test_first_block_below_size),
 		cmocka_unit_test(test_space_within_budget),
 		cmocka_unit_test(test_space_without_inline),
 		cmocka_unit_test(test_evicted_when_pmem_is_short),
