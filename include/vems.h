@@ -320,6 +320,17 @@ struct vems_obj;
 VEMS_API int vems_obj_create(struct vems_pool *pool, struct vems_oid *oid);
 
 /*
+ * Creates an empty object as vems_obj_create does and binds name to it
+ * (see vems_name_bind) in the same crash-atomic step: after a crash the
+ * object and its name are both there or neither is, so a file system
+ * layer never leaks an unnamed object. Errors: those of vems_obj_create,
+ * and -EEXIST (name bound), -EINVAL (NULL or empty name), -ENAMETOOLONG;
+ * on any error nothing is created or bound.
+ */
+VEMS_API int vems_obj_create_named(struct vems_pool *pool, const char *name,
+				   struct vems_oid *oid);
+
+/*
  * Removes an object and frees its extents. The removal is crash-atomic.
  * Names bound to it are unbound in the same step.
  * Errors: -ENOENT, -EBUSY (a handle on it is open).

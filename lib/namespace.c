@@ -159,6 +159,30 @@ tx_new_rec(const char *name, size_t len, const struct vems_oid *oid)
 	return o;
 }
 
+int
+vems__name_can_bind(struct vems_pool *p, const char *name, size_t *len)
+{
+	int ret = check_name(name, len);
+	if (ret == 0 && find(p, name, *len))
+		ret = vems__fail(-EEXIST, "name \"%.256s\" is bound", name);
+	return ret;
+}
+
+PMEMoid
+vems__name_tx_new(struct vems_pool *p, const char *name, size_t len,
+		  const struct vems_oid *oid)
+{
+	PMEMoid o = tx_new_rec(name, len, oid);
+	vems__super_tx_count(p->sb, 0, 1);
+	return o;
+}
+
+int
+vems__name_add(struct vems_pool *p, PMEMoid rec_oid)
+{
+	return add_node(p, rec_oid);
+}
+
 /*
  * The transactions, each in a function of its own. TX_BEGIN is a setjmp():
  * after an abort's longjmp, a local of the function holding it that was
@@ -176,8 +200,7 @@ tx_bind(struct vems_pool *p, const char *name, size_t len,
 	volatile int ret = 0;
 	TX_BEGIN(p->pop)
 	{
-		*out = tx_new_rec(name, len, oid);
-		vems__super_tx_count(p->sb, 0, 1);
+		*out = vems__name_tx_new(p, name, len, oid);
 	}
 	TX_ONABORT
 	{

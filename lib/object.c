@@ -183,14 +183,21 @@ vems__obj_finish_removals(struct vems_pool *p)
 	return 0;
 }
 
+/*
+ * Creates the object and, if name is not NULL, binds name to it in the
+ * same transaction: after a crash both are there or neither is.
+ */
 static int
-obj_create_once(struct vems_pool *p, struct vems_oid *oid)
+obj_create_once(struct vems_pool *p, struct vems_oid *oid, const char *name)
 {
 	volatile int ret = vems__pool_writable(p);
 	if (ret)
 		return ret;
 	pthread_rwlock_wrlock(&p->meta_lock);
 	struct vems_oid want = *oid;
+	size_t nlen = 0;
+	if (name && (ret = vems__name_can_bind(p, name, &nlen)) != 0)
+		goto out;
 	if (want.id == 0) {
 		want.id = p->sb->next_id;
 		while (want.id == 0 || vems__obj_find(p, &want))
@@ -201,7 +208,7 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 				 want.partition, want.id);
 		goto out;
 	}
-	PMEMoid rec_oid = OID_NULL;
+	PMEMoid rec_oid = OID_NULL, name_oid = OID_NULL;
 	struct vems_super *sb = p->sb;
 	TX_BEGIN(p->pop)
 	{
@@ -219,6 +226,8 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 		r->ctime_ns = r->mtime_ns = vems__now_ns();
 		r->sizew = vems__sizew(0, r->serial);
 		r->rcheck = vems__rec_check(r);
+		if (name)
+			name_oid = vems__name_tx_new(p, name, nlen, &want);
 	}
 	TX_ONABORT
 	{
@@ -230,15 +239,19 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid)
 	if (ret)
 		goto out;
 	struct vems_objnode *n = node_new(rec_oid);
-	if (n == NULL) {
+	if (n == NULL || (name && vems__name_add(p, name_oid) != 0)) {
 		/* keep DRAM and pmem in step: undo the creation (the id and
 		 * serial stay used: they are never handed out twice) */
 		TX_BEGIN(p->pop)
 		{
-			vems__super_tx_count(sb, -1, 0);
+			vems__super_tx_count(sb, -1, name ? -1 : 0);
+			if (name)
+				pmemobj_tx_free(name_oid);
 			pmemobj_tx_free(rec_oid);
 		}
 		TX_END
+		if (n)
+			vems__obj_free_node(n);
 		ret = vems__fail(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -251,12 +264,10 @@ out:
 	return ret;
 }
 
-int
-vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
+static int
+obj_create(struct vems_pool *p, struct vems_oid *oid, const char *name)
 {
-	if (p == NULL || oid == NULL)
-		return vems__fail(-EINVAL, "vems_obj_create: pool or oid NULL");
-	int ret = obj_create_once(p, oid);
+	int ret = obj_create_once(p, oid, name);
 	for (int k = 0; ret == VEMS__NOMETA; k++) {
 		/* the heap is full: a data chunk becomes metadata space */
 		if (k == VEMS__META_TRIES)
@@ -264,9 +275,29 @@ vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
 					  "no metadata space for a new object "
 					  "(pmem heap fragmented)");
 		if ((ret = vems__meta_full(p, "a new object")) == 0)
-			ret = obj_create_once(p, oid);
+			ret = obj_create_once(p, oid, name);
 	}
 	return ret;
+}
+
+int
+vems_obj_create(struct vems_pool *p, struct vems_oid *oid)
+{
+	if (p == NULL || oid == NULL)
+		return vems__fail(-EINVAL, "vems_obj_create: pool or oid NULL");
+	return obj_create(p, oid, NULL);
+}
+
+int
+vems_obj_create_named(struct vems_pool *p, const char *name,
+		      struct vems_oid *oid)
+{
+	if (p == NULL || oid == NULL)
+		return vems__fail(-EINVAL,
+				  "vems_obj_create_named: pool or oid NULL");
+	if (name == NULL)
+		return vems__fail(-EINVAL, "name is NULL");
+	return obj_create(p, oid, name);
 }
 
 /*

@@ -586,6 +586,16 @@ int vems__names_of_oid(struct vems_pool *p, const struct vems_oid *oid,
 		       struct vems_name ***v, size_t *cnt);
 void vems__names_tx_free(struct vems_name **v, size_t cnt);
 void vems__names_drop(struct vems_pool *p, struct vems_name **v, size_t cnt);
+/*
+ * For vems_obj_create_named, meta_lock held exclusively: the name's checks
+ * (0, -EINVAL, -ENAMETOOLONG, -EEXIST when bound), its record allocated
+ * inside the caller's transaction (the name count with it), and its DRAM
+ * node once that committed (-ENOMEM: nothing added).
+ */
+int vems__name_can_bind(struct vems_pool *p, const char *name, size_t *len);
+PMEMoid vems__name_tx_new(struct vems_pool *p, const char *name, size_t len,
+			  const struct vems_oid *oid);
+int vems__name_add(struct vems_pool *p, PMEMoid rec_oid);
 
 /* --- policy.c: S3-FIFO over resident frames, DRAM only -------------- */
 

@@ -228,6 +228,61 @@ test_bind_lookup_unbind(void **state)
 	assert_int_equal(nnames(pool), 0);
 }
 
+/* Create and bind in one step; an error creates and binds nothing. */
+static void
+test_create_named(void **state)
+{
+	struct tu_pool *tp = pool_of(state);
+	struct vems_pool *pool = tp->pool;
+	struct vems_oid a = {3, 0}, b = {3, 77};
+	TU_OK(vems_obj_create_named(pool, "dir/a", &a));
+	assert_true(a.id != 0);
+	assert_bound(pool, "dir/a", a);
+	TU_OK(vems_obj_create_named(pool, "dir/b", &b));
+	assert_int_equal(b.id, 77);
+	assert_bound(pool, "dir/b", b);
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat_oid(pool, b, &st));
+	assert_int_equal(st.size, 0);
+	struct vems_pool_stats ps;
+	TU_OK(vems_pool_stats(pool, &ps));
+	uint64_t objects = ps.objects, names = ps.names;
+
+	/* the name is taken: no object */
+	struct vems_oid c = {3, 0}, d = {3, 78};
+	EXPECT_ERR(vems_obj_create_named(pool, "dir/a", &c), -EEXIST);
+	EXPECT_ERR(vems_obj_create_named(pool, "dir/a", &d), -EEXIST);
+	EXPECT_ERR(vems_obj_stat_oid(pool, d, &st), -ENOENT);
+	/* the id is taken: no name */
+	struct vems_oid e = b;
+	EXPECT_ERR(vems_obj_create_named(pool, "dir/e", &e), -EEXIST);
+	assert_unbound(pool, "dir/e");
+	/* bad names and arguments */
+	EXPECT_ERR(vems_obj_create_named(pool, "", &d), -EINVAL);
+	EXPECT_ERR(vems_obj_create_named(pool, NULL, &d), -EINVAL);
+	EXPECT_ERR(vems_obj_create_named(NULL, "x", &d), -EINVAL);
+	EXPECT_ERR(vems_obj_create_named(pool, "x", NULL), -EINVAL);
+	static char longname[VEMS_NAME_MAX + 2];
+	memset(longname, 'n', VEMS_NAME_MAX + 1);
+	EXPECT_ERR(vems_obj_create_named(pool, longname, &d), -ENAMETOOLONG);
+	EXPECT_ERR(vems_obj_stat_oid(pool, d, &st), -ENOENT);
+	TU_OK(vems_pool_stats(pool, &ps));
+	assert_int_equal(ps.objects, objects);
+	assert_int_equal(ps.names, names);
+	CHECK_POOL(pool);
+
+	/* both persist; removal unbinds */
+	tu_reopen(tp);
+	pool = tp->pool;
+	assert_bound(pool, "dir/a", a);
+	assert_bound(pool, "dir/b", b);
+	CHECK_POOL(pool);
+	TU_OK(vems_obj_remove(pool, a));
+	assert_unbound(pool, "dir/a");
+	TU_OK(vems_obj_remove(pool, b));
+	CHECK_POOL(pool);
+}
+
 static void
 test_odd_bytes(void **state)
 {
@@ -950,6 +1005,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bind_lookup_unbind, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_create_named, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_odd_bytes, setup,
 						teardown),

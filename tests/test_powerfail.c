@@ -591,12 +591,118 @@ test_reclaim_at_every_fence(void **state)
 	tu_destroy(&tp);
 }
 
+/* --- create and bind in one step -------------------------------------- */
+
+#define CNOPS 6
+
+static void
+cname(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "made/%d", i);
+}
+
+/* Creates CNOPS named objects; per call, the fence count when it returned. */
+static long
+run_creates(struct tu_pool *tp, long *done_at)
+{
+	tp->pool = open_nowm(tp);
+	track_start(tp->pool);
+	for (int i = 0; i < CNOPS; i++) {
+		char nm[32];
+		cname(nm, sizeof(nm), i);
+		struct vems_oid o = {5, 100 + (uint64_t)i};
+		TU_OK(vems_obj_create_named(tp->pool, nm, &o));
+		done_at[i] = T.drains;
+	}
+	T.on = false;
+	TU_OK(vems_pool_close(&tp->pool));
+	return T.drains;
+}
+
+/*
+ * Power fails at every fence of vems_obj_create_named calls: after the
+ * crash each object and its name are both there or both absent (an
+ * object without its name would be a leak a file system layer cannot
+ * find), all of those that returned before the fence are there, and none
+ * that started after it.
+ */
+static void
+test_create_named_at_every_fence(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "pfnamed", 16 * MIB, 16 * MIB, 0);
+	TU_OK(vems_pool_close(&tp.pool));
+	size_t flen;
+	uint8_t *pristine = track_init(tp.pmem, &flen);
+	long done_at[CNOPS];
+	T.crash_at = 0;
+	long total = run_creates(&tp, done_at);
+	assert_true(total >= CNOPS);
+	int checked = 0, short_runs = 0, halves = 0;
+	for (long k = 1; k <= total; k++) {
+		put_file(tp.pmem, pristine, flen);
+		T.crash_at = k;
+		long at[CNOPS];
+		run_creates(&tp, at);
+		if (!T.taken) {
+			short_runs++;
+			continue;
+		}
+		put_file(tp.pmem, T.image, flen);
+		tp.pool = open_nowm(&tp);
+		if (vems_pool_check(tp.pool, NULL, NULL) != 0)
+			fail_msg("check fails after a crash at fence %ld", k);
+		for (int i = 0; i < CNOPS; i++) {
+			char nm[32];
+			cname(nm, sizeof(nm), i);
+			struct vems_oid want = {5, 100 + (uint64_t)i}, got;
+			struct vems_obj_stat st;
+			bool named = vems_name_lookup(tp.pool, nm, &got) == 0;
+			bool exists =
+				vems_obj_stat_oid(tp.pool, want, &st) == 0;
+			bool before = at[i] < k;
+			bool started = i == 0 || at[i - 1] < k;
+			if (named != exists) {
+				halves++;
+				fail_msg("fence %ld: object %d %s without its "
+					 "name",
+					 k, i, exists ? "exists" : "is gone");
+			}
+			if (named && (got.partition != 5 || got.id != want.id))
+				fail_msg("fence %ld: name %d bound elsewhere",
+					 k, i);
+			if (before && !exists)
+				fail_msg("fence %ld: object %d, created before "
+					 "the crash, is gone",
+					 k, i);
+			if (!started && exists)
+				fail_msg("fence %ld: object %d, created after "
+					 "the crash, is there",
+					 k, i);
+		}
+		TU_OK(vems_pool_close(&tp.pool));
+		checked++;
+	}
+	tu_figure("powerfail", "crash_points", (unsigned long long)checked);
+	print_message("create_named: %d crash points checked (%d runs fenced "
+		      "fewer times)\n",
+		      checked, short_runs);
+	assert_int_equal(halves, 0);
+	assert_true(checked >= total - total / 8);
+	free(pristine);
+	free(T.media);
+	free(T.image);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_at_every_fence),
 		cmocka_unit_test(test_reclaim_at_every_fence),
+		cmocka_unit_test(test_create_named_at_every_fence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

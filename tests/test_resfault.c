@@ -52,17 +52,40 @@ static struct fstate {
 } F0, *FP = &F0;
 #define F (*FP)
 
-/* True if this call of `kind` is the one to fail. */
+/*
+ * Allocations made by libpmemobj itself pass when this is set: PMDK 1.12's
+ * pmemobj_tx_begin leaves the thread's transaction state broken when its
+ * own malloc fails, and the next transaction of the thread segfaults
+ * (pmem/pmdk#5515: its handling of exhausted memory is not complete).
+ * libvems cannot guard against that; a test of libvems' own error paths
+ * skips those calls.
+ */
+static _Atomic bool spare_pmemobj;
+
+static bool
+from_pmemobj(const void *caller)
+{
+	Dl_info di;
+	return dladdr(caller, &di) && di.dli_fname &&
+		strstr(di.dli_fname, "libpmemobj") != NULL;
+}
+
+/* True if this call of `kind` (made from caller) is the one to fail. */
 static __attribute__((unused)) bool
-fail_now(char kind)
+fail_from(char kind, const void *caller)
 {
 	if (atomic_load_explicit(&F.kind, memory_order_relaxed) != kind)
+		return false;
+	if (atomic_load_explicit(&spare_pmemobj, memory_order_relaxed) &&
+	    from_pmemobj(caller))
 		return false;
 	if (atomic_fetch_sub(&F.left, 1) != 1)
 		return false;
 	atomic_fetch_add(&F.hits, 1);
 	return true;
 }
+
+#define fail_now(kind) fail_from((kind), __builtin_return_address(0))
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -261,8 +284,14 @@ one_run(char kind, long n)
 	atomic_store(&F.kind, kind);
 
 	struct vems_pool *p = NULL;
-	int r = vems_pool_open(&p, base.pmem, NULL);
+	int r = vems_pool_open(&p, base.pmem, NULL), made = -1;
+	const struct vems_oid named = {9, 1};
 	if (r == 0) {
+		/* an object and its name, both or neither (an allocation
+		 * failing after the commit is undone) */
+		struct vems_oid c = named;
+		made = vems_obj_create_named(p, "made", &c);
+		assert_true(made <= 0);
 		struct vems_obj *o;
 		if (vems_obj_open(p, (struct vems_oid){0, 1}, 0, &o) == 0) {
 			/* rewrite spread extents: each needs a frame, so the
@@ -299,6 +328,15 @@ one_run(char kind, long n)
 		fail_msg("%c #%ld: reopen gives %d: %s", kind, n, r,
 			 vems_errormsg());
 	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	struct vems_oid got;
+	struct vems_obj_stat st;
+	bool is_named = vems_name_lookup(p, "made", &got) == 0;
+	bool exists = vems_obj_stat_oid(p, named, &st) == 0;
+	if (is_named != exists || (made == 0 && !exists))
+		fail_msg("%c #%ld: create_named gave %d; after it the object "
+			 "%s and the name %s",
+			 kind, n, made, exists ? "exists" : "does not",
+			 is_named ? "is bound" : "is not");
 	struct vems_obj *o;
 	TU_OK(vems_obj_open(p, (struct vems_oid){0, 1}, VEMS_O_RDONLY, &o));
 	assert_int_equal(vems_obj_pread(o, rbuf, OBJ, 0), (ssize_t)OBJ);
@@ -352,6 +390,71 @@ test_allocations(void **state)
  * (here: an allocation) used to leave them mapped; when the object grew
  * again their old bytes reappeared instead of zeros.
  */
+/* Whether object {9, id} and name "made/<id>" are there: both or neither. */
+static bool
+made_state(struct vems_pool *p, uint64_t id, const char *when)
+{
+	char nm[32];
+	snprintf(nm, sizeof(nm), "made/%llu", (unsigned long long)id);
+	struct vems_oid got, want = {9, id};
+	struct vems_obj_stat st;
+	bool named = vems_name_lookup(p, nm, &got) == 0;
+	bool exists = vems_obj_stat_oid(p, want, &st) == 0;
+	if (named != exists)
+		fail_msg("%s: object 9:%llu %s, its name %s", when,
+			 (unsigned long long)id, exists ? "exists" : "does not",
+			 named ? "is bound" : "is not");
+	return exists;
+}
+
+/*
+ * vems_obj_create_named with each of its own allocations failing in turn
+ * (DRAM nodes after the transaction included; libpmemobj's are spared,
+ * see spare_pmemobj): an error leaves neither the object nor its name,
+ * success both, also after a reopen.
+ */
+static void
+test_create_named_allocs(void **state)
+{
+	(void)state;
+	copy_file(base_pmem, base.pmem);
+	copy_file(base_block, base.block);
+	struct vems_pool *p;
+	TU_OK(vems_pool_open(&p, base.pmem, NULL));
+	atomic_store(&spare_pmemobj, true);
+	int made[64];
+	long k, failed = 0;
+	for (k = 1; k < 64; k++) {
+		char nm[32];
+		snprintf(nm, sizeof(nm), "made/%ld", k);
+		struct vems_oid o = {9, (uint64_t)k};
+		atomic_store(&F.hits, 0);
+		atomic_store(&F.left, k);
+		atomic_store(&F.kind, 'a');
+		made[k] = vems_obj_create_named(p, nm, &o);
+		atomic_store(&F.kind, 0);
+		assert_true(made[k] <= 0);
+		bool there = made_state(p, (uint64_t)k, "live");
+		assert_true(there == (made[k] == 0));
+		failed += made[k] < 0;
+		if (atomic_load(&F.hits) == 0)
+			break; /* past its last allocation */
+	}
+	atomic_store(&spare_pmemobj, false);
+	assert_true(failed > 0 && k < 64);
+	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	TU_OK(vems_pool_close(&p));
+	TU_OK(vems_pool_open(&p, base.pmem, NULL));
+	assert_int_equal(vems_pool_check(p, NULL, NULL), 0);
+	for (long i = 1; i <= k; i++)
+		assert_true(made_state(p, (uint64_t)i, "reopened") ==
+			    (made[i] == 0));
+	print_message("resfault: create_named with each of its %ld "
+		      "allocations failing: both or neither\n",
+		      k - 1);
+	TU_OK(vems_pool_close(&p));
+}
+
 static void
 test_failed_shrink_then_grow(void **state)
 {
@@ -404,6 +507,7 @@ main(void)
 		cmocka_unit_test(test_open_calls),
 		cmocka_unit_test(test_mmap_calls),
 		cmocka_unit_test(test_allocations),
+		cmocka_unit_test(test_create_named_allocs),
 		cmocka_unit_test(test_failed_shrink_then_grow),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
