@@ -266,10 +266,8 @@ name_bind_once(struct vems_pool *p, const char *name, struct vems_oid oid)
 	if ((ret = check_name(name, &len)))
 		return ret;
 	pthread_rwlock_wrlock(&p->meta_lock);
-	if (find(p, name, len)) {
-		ret = vems__fail(-EEXIST, "name \"%.256s\" is bound", name);
+	if ((ret = vems__name_can_bind(p, name, &len)) != 0)
 		goto out;
-	}
 	if (vems__obj_find(p, &oid) == NULL) {
 		ret = vems__fail(-ENOENT, "no object %" PRIu64 ":%" PRIu64,
 				 oid.partition, oid.id);
