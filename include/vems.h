@@ -332,8 +332,13 @@ VEMS_API int vems_obj_create_named(struct vems_pool *pool, const char *name,
 
 /*
  * Removes an object and frees its extents. The removal is crash-atomic.
- * Names bound to it are unbound in the same step.
- * Errors: -ENOENT, -EBUSY (a handle on it is open).
+ * Names bound to it are unbound in the same step. If handles are open on
+ * it, it is removed as POSIX unlinks an open file: from the return on, it
+ * cannot be found, opened, listed or named, and its id is not handed out,
+ * but the open handles keep reading and writing it, and its space is
+ * reclaimed when the last of them is closed (vems_obj_close). A crash or a
+ * vems_pool_close before that leaves nothing of it behind: the next open
+ * reclaims it. Errors: -ENOENT (no such object, or removed already).
  */
 VEMS_API int vems_obj_remove(struct vems_pool *pool, struct vems_oid oid);
 
@@ -349,7 +354,9 @@ VEMS_API int vems_obj_open(struct vems_pool *pool, struct vems_oid oid,
 
 /*
  * Closes a handle; pending deferred writes of this handle are made durable
- * first. Accepts NULL. Returns 0 or the error from making them durable.
+ * first. The last close of a removed object reclaims its space (see
+ * vems_obj_remove). Accepts NULL. Returns 0 or the error from making the
+ * writes durable or from the reclaim (the handle is closed either way).
  */
 VEMS_API int vems_obj_close(struct vems_obj **obj);
 

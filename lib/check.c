@@ -38,18 +38,23 @@ problem(struct checker *c, const char *fmt, ...)
 		c->report(buf, c->arg);
 }
 
+/* Every object that owns space: the live ones and those removed while
+ * handles were open (still in use) */
 static struct vems_objnode **
 all_nodes(struct vems_pool *p, size_t *cnt)
 {
-	struct vems_objnode **v = malloc((p->nobjects + 1) * sizeof(*v));
+	struct vems_objnode **v =
+		malloc((p->nobjects + p->removed.count + 1) * sizeof(*v));
 	size_t n = 0;
 	if (v == NULL)
 		return NULL;
-	for (size_t i = 0; i < p->objects.nbuckets; i++)
-		for (struct vems_hnode *e = p->objects.buckets[i]; e;
-		     e = e->next)
-			v[n++] = vems_container_of(e, struct vems_objnode,
-						   by_oid);
+	const struct vems_htab *t[] = {&p->objects, &p->removed};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < t[k]->nbuckets; i++)
+			for (struct vems_hnode *e = t[k]->buckets[i]; e;
+			     e = e->next)
+				v[n++] = vems_container_of(
+					e, struct vems_objnode, by_oid);
 	*cnt = n;
 	return v;
 }

@@ -112,7 +112,10 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 				  ": its size word is damaged (check value "
 				  "mismatch): left as it is for repair",
 				  p->pmem_path, r->partition, r->id);
-	if (vems__obj_find(p, &oid))
+	bool removing = (r->flags & VEMS_OBJ_REMOVING) != 0;
+	/* a record whose removal was under way may share its id with a live
+	 * object created after the removal's commit point */
+	if (!removing && vems__obj_find(p, &oid))
 		return vems__fail(VEMS_E_CORRUPT,
 				  "%s: object %" PRIu64 ":%" PRIu64
 				  " recorded twice",
@@ -125,7 +128,7 @@ vems__obj_load(struct vems_pool *p, PMEMoid rec_oid)
 	struct vems_objnode *n = node_new(rec_oid);
 	if (n == NULL)
 		return vems__fail(-ENOMEM, "out of memory");
-	n->removing = (r->flags & VEMS_OBJ_REMOVING) != 0;
+	n->removing = removing;
 	vems__htab_insert(&p->serials, &n->by_serial, n->serial);
 	if (n->removing)
 		return 0; /* its entries find it; users do not */
@@ -200,9 +203,9 @@ obj_create_once(struct vems_pool *p, struct vems_oid *oid, const char *name)
 		goto out;
 	if (want.id == 0) {
 		want.id = p->sb->next_id;
-		while (want.id == 0 || vems__obj_find(p, &want))
+		while (want.id == 0 || vems__obj_taken(p, &want))
 			want.id++;
-	} else if (vems__obj_find(p, &want)) {
+	} else if (vems__obj_taken(p, &want)) {
 		ret = vems__fail(-EEXIST,
 				 "object %" PRIu64 ":%" PRIu64 " exists",
 				 want.partition, want.id);
@@ -330,6 +333,34 @@ tx_mark_removed(struct vems_pool *p, struct vems_obj_rec *r,
 	return ret;
 }
 
+/*
+ * Reclaims the space of a removed object (marked VEMS_OBJ_REMOVING, out of
+ * the by-oid table) once no handle is open on it. meta_lock is held for
+ * writing and no handle is open: nothing else uses n. On failure it stays
+ * marked (and its node listed by serial, so its extents keep an owner):
+ * the next open finishes it.
+ */
+static int
+reclaim_removed(struct vems_pool *p, struct vems_objnode *n)
+{
+	int ret = vems__ext_free_from(p, n, 0);
+	if (ret == 0 && free_record(p, n) != 0)
+		ret = vems__fail(-ENOMEM, "cannot free an object record: %s",
+				 pmemobj_errormsg());
+	if (ret) {
+		vems__errmsg_append("object %" PRIu64 ":%" PRIu64
+				    " is removed; its space is reclaimed at "
+				    "the next open",
+				    n->oid.partition, n->oid.id);
+		return ret;
+	}
+	vems__htab_remove(&p->removed, &n->by_oid);
+	vems__inline_unlink(p, n);
+	vems__htab_remove(&p->serials, &n->by_serial);
+	vems__obj_free_node(n);
+	return 0;
+}
+
 int
 vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 {
@@ -345,13 +376,6 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 				 oid.partition, oid.id);
 		goto out;
 	}
-	if (n->opens > 0) {
-		ret = vems__fail(-EBUSY,
-				 "object %" PRIu64 ":%" PRIu64
-				 " has %d open handle(s)",
-				 oid.partition, oid.id, n->opens);
-		goto out;
-	}
 	struct vems_name **names;
 	size_t nnames;
 	if (vems__names_of_oid(p, &oid, &names, &nnames) != 0) {
@@ -359,8 +383,9 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 		goto out;
 	}
 	/*
-	 * From here the object is gone; what follows only reclaims its
-	 * space, and open finishes it after a crash.
+	 * From here the object is gone for everyone but the handles open on
+	 * it; what follows only reclaims its space (now, or at the last
+	 * close), and open finishes it after a crash.
 	 */
 	ret = tx_mark_removed(p, n->rec, names, nnames);
 	if (ret == 0)
@@ -371,23 +396,10 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	vems__htab_remove(&p->objects, &n->by_oid);
 	p->nobjects--;
 	n->removing = true;
-	/* no handle is open and meta_lock is held: nothing else uses n */
-	ret = vems__ext_free_from(p, n, 0);
-	if (ret == 0 && free_record(p, n) != 0)
-		ret = vems__fail(-ENOMEM, "cannot free an object record: %s",
-				 pmemobj_errormsg());
-	if (ret) {
-		/* it stays marked (and its node listed by serial, so its
-		 * extents keep an owner): the next open finishes it */
-		vems__errmsg_append("object %" PRIu64 ":%" PRIu64
-				    " is removed; its space is reclaimed at "
-				    "the next open",
-				    oid.partition, oid.id);
-		goto out;
-	}
-	vems__inline_unlink(p, n);
-	vems__htab_remove(&p->serials, &n->by_serial);
-	vems__obj_free_node(n);
+	/* its id stays taken until the space is reclaimed */
+	vems__htab_insert(&p->removed, &n->by_oid, oid_hash(&oid));
+	if (n->opens == 0)
+		ret = reclaim_removed(p, n);
 out:
 	pthread_rwlock_unlock(&p->meta_lock);
 	return ret;
@@ -436,13 +448,21 @@ vems_obj_close(struct vems_obj **objp)
 	struct vems_pool *p = h->pool;
 	int ret = vems_obj_persist(h);
 	pthread_rwlock_wrlock(&p->meta_lock);
-	h->node->opens--;
+	struct vems_objnode *n = h->node;
+	n->opens--;
 	if (h->prev)
 		h->prev->next = h->next;
 	else
 		p->handles = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
+	if (n->opens == 0 && n->removing && vems__pool_writable(p) == 0) {
+		/* the last handle on a removed object: its space goes now
+		 * (or, in a pool that takes no more changes, at next open) */
+		int r = reclaim_removed(p, n);
+		if (ret == 0)
+			ret = r;
+	}
 	pthread_rwlock_unlock(&p->meta_lock);
 	free(h);
 	*objp = NULL;

@@ -274,9 +274,11 @@ pool_alloc(void)
 	pthread_cond_init(&p->sp_cond, NULL);
 	pthread_cond_init(&p->sp_done, NULL);
 	if (vems__htab_init(&p->objects, 64) ||
+	    vems__htab_init(&p->removed, 8) ||
 	    vems__htab_init(&p->names, 64) ||
 	    vems__htab_init(&p->serials, 64)) {
 		vems__htab_fini(&p->objects);
+		vems__htab_fini(&p->removed);
 		vems__htab_fini(&p->names);
 		vems__htab_fini(&p->serials);
 		free(p);
@@ -305,6 +307,7 @@ pool_free(struct vems_pool *p)
 		}
 	}
 	vems__htab_fini(&p->objects);
+	vems__htab_fini(&p->removed);
 	vems__htab_fini(&p->serials);
 	vems__names_fini(p);
 	vems__htab_fini(&p->names);

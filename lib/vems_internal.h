@@ -135,7 +135,10 @@ struct vems_objnode {
 	uint64_t nstate[4];	  /* mapped extents per vems_estate */
 	int opens;		  /* handles open, under pool->meta_lock */
 	bool nodrain_pending;	  /* a deferred-drain write happened */
-	bool removing;		  /* at open: its removal was under way */
+	/* its removal is under way: at open (the next open finishes it), or
+	 * a removal while handles were open (it is in p->removed, and the
+	 * last close finishes it) */
+	bool removing;
 	bool stale_tail;	  /* extents past the end could not be freed */
 	/*
 	 * A small object's bytes (inline.c): the record's struct
@@ -279,6 +282,9 @@ struct vems_pool {
 	/* objects, names and the open-handle list */
 	pthread_rwlock_t meta_lock;
 	struct vems_htab objects; /* by oid */
+	/* by oid: removed objects with handles still open; their ids are
+	 * not handed out again until the last close reclaims them */
+	struct vems_htab removed;
 	struct vems_htab names;	  /* by name */
 	uint64_t nobjects, nnames;
 	struct vems_obj *handles;
@@ -483,12 +489,12 @@ int vems__block_check(struct vems_pool *p, vems_report_fn report, void *arg);
 
 /* --- object.c -------------------------------------------------------- */
 
-/* Finds a live object by OID; meta_lock held (either mode). */
+/* Finds an object by OID in table t (p->objects or p->removed). */
 static inline struct vems_objnode *
-vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
+vems__obj_find_in(const struct vems_htab *t, const struct vems_oid *oid)
 {
 	uint64_t h = vems__hash64(oid->partition, oid->id);
-	for (struct vems_hnode *e = vems__htab_first(&p->objects, h); e;
+	for (struct vems_hnode *e = vems__htab_first(t, h); e;
 	     e = vems__htab_next_same(e)) {
 		struct vems_objnode *n =
 			vems_container_of(e, struct vems_objnode, by_oid);
@@ -496,6 +502,21 @@ vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
 			return n;
 	}
 	return NULL;
+}
+
+/* Finds a live object by OID; meta_lock held (either mode). */
+static inline struct vems_objnode *
+vems__obj_find(struct vems_pool *p, const struct vems_oid *oid)
+{
+	return vems__obj_find_in(&p->objects, oid);
+}
+
+/* Whether an OID is taken: by a live object, or by a removed one that
+ * handles still hold. */
+static inline bool
+vems__obj_taken(struct vems_pool *p, const struct vems_oid *oid)
+{
+	return vems__obj_find(p, oid) || vems__obj_find_in(&p->removed, oid);
 }
 int vems__obj_load(struct vems_pool *p, PMEMoid rec_oid);
 /* CRC-32C of an object record's transactional fields (its rcheck). */

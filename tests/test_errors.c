@@ -378,7 +378,6 @@ test_errormsg_after_failures(void **state)
 	assert_null(h);
 	TU_OK(vems_obj_open(tp->pool, oid, 0, &h));
 	TU_OK(vems_obj_open(tp->pool, oid, VEMS_O_RDONLY, &ro));
-	EXPECT_ERR(vems_obj_remove(tp->pool, oid), -EBUSY);
 	EXPECT_ERR(vems_obj_pwrite(ro, buf, sizeof(buf), 0, 0), -EBADF);
 	EXPECT_ERR(vems_obj_truncate(ro, 0), -EBADF);
 	EXPECT_ERR(vems_obj_pwrite(h, buf, sizeof(buf), 0, 0x80), -EINVAL);

@@ -93,6 +93,29 @@ test_list_sorted(void **state)
 	assert_int_equal(vems_obj_list(tp->pool, NULL, NULL), -EINVAL);
 }
 
+static int
+count_oid(const struct vems_oid *oid, void *arg)
+{
+	(void)oid;
+	++*(int *)arg;
+	return 0;
+}
+
+static int
+count_name(const char *name, const struct vems_oid *oid, void *arg)
+{
+	(void)name;
+	(void)oid;
+	++*(int *)arg;
+	return 0;
+}
+
+/*
+ * Removal of an object with open handles (POSIX unlink of an open file):
+ * gone for lookups at once, readable and writable through the handles, its
+ * space reclaimed at the last close. (It was -EBUSY until the shim needed
+ * last-close semantics.)
+ */
 static void
 test_remove_and_open(void **state)
 {
@@ -100,6 +123,7 @@ test_remove_and_open(void **state)
 	struct vems_oid oid = {1, 0}, missing = {99, 99};
 	struct vems_obj *o, *o2;
 	TU_OK(vems_obj_create(tp->pool, &oid));
+	TU_OK(vems_name_bind(tp->pool, "a/file", oid));
 	assert_int_equal(vems_obj_open(tp->pool, missing, 0, &o), -ENOENT);
 	assert_null(o);
 	assert_int_equal(vems_obj_remove(tp->pool, missing), -ENOENT);
@@ -107,29 +131,114 @@ test_remove_and_open(void **state)
 					   &(struct vems_obj_stat){0}),
 			 -ENOENT);
 	TU_OK(vems_obj_open(tp->pool, oid, 0, &o));
-	TU_OK(vems_obj_open(tp->pool, oid, 0, &o2));
-	uint8_t buf[200000];
+	TU_OK(vems_obj_open(tp->pool, oid, VEMS_O_RDONLY, &o2));
+	static uint8_t buf[200000], got[sizeof(buf)];
 	tu_fill(buf, sizeof(buf), 3, 0);
 	assert_int_equal(vems_obj_pwrite(o, buf, sizeof(buf), 0, 0),
 			 (ssize_t)sizeof(buf));
-	assert_int_equal(vems_obj_remove(tp->pool, oid), -EBUSY);
-	vems_obj_close(&o);
-	assert_int_equal(vems_obj_remove(tp->pool, oid), -EBUSY);
-	vems_obj_close(&o2);
 	struct vems_pool_stats s0, s1;
 	TU_OK(vems_pool_stats(tp->pool, &s0));
 	assert_int_equal(s0.extents_pmem, 4);
+
 	TU_OK(vems_obj_remove(tp->pool, oid));
+	/* gone for everyone but the handles */
+	struct vems_oid found;
+	assert_int_equal(vems_name_lookup(tp->pool, "a/file", &found),
+			 -ENOENT);
+	struct vems_obj *o3;
+	assert_int_equal(vems_obj_open(tp->pool, oid, 0, &o3), -ENOENT);
+	assert_int_equal(vems_obj_stat_oid(tp->pool, oid,
+					   &(struct vems_obj_stat){0}),
+			 -ENOENT);
+	assert_int_equal(vems_obj_remove(tp->pool, oid), -ENOENT);
+	assert_int_equal(vems_name_bind(tp->pool, "b", oid), -ENOENT);
+	int nobj = 0, nnames = 0;
+	TU_OK(vems_obj_list(tp->pool, count_oid, &nobj));
+	TU_OK(vems_name_list(tp->pool, NULL, count_name, &nnames));
+	assert_int_equal(nobj, 0);
+	assert_int_equal(nnames, 0);
+	TU_OK(vems_pool_stats(tp->pool, &s1));
+	assert_int_equal(s1.objects, s0.objects - 1);
+	/* its id may not be reused while handles hold it */
+	struct vems_oid again = oid;
+	assert_int_equal(vems_obj_create(tp->pool, &again), -EEXIST);
+
+	/* the handles still work */
+	assert_int_equal(vems_obj_pwrite(o, buf, 1000, sizeof(buf), 0), 1000);
+	assert_int_equal(vems_obj_pread(o2, got, sizeof(got), 0),
+			 (ssize_t)sizeof(got));
+	assert_memory_equal(got, buf, sizeof(buf));
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat(o2, &st));
+	assert_int_equal(st.size, sizeof(buf) + 1000);
+	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
+	TU_OK(vems_obj_close(&o));
+	TU_OK(vems_pool_stats(tp->pool, &s1));
+	assert_int_equal(s1.extents_pmem, 4); /* o2 still holds it */
+	assert_int_equal(vems_obj_pread(o2, got, 1000, sizeof(buf)), 1000);
+	assert_memory_equal(got, buf, 1000);
+	TU_OK(vems_obj_close(&o2));
 	TU_OK(vems_pool_stats(tp->pool, &s1));
 	assert_int_equal(s1.extents_pmem, 0);
 	assert_int_equal(s1.pmem_bytes_used, 0);
-	assert_int_equal(s1.objects, s0.objects - 1);
-	assert_int_equal(vems_obj_open(tp->pool, oid, 0, &o), -ENOENT);
 	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
+	TU_OK(vems_obj_create(tp->pool, &again)); /* the id is free now */
+	TU_OK(vems_obj_remove(tp->pool, again));
 	tu_reopen(tp);
 	assert_int_equal(vems_obj_open(tp->pool, oid, 0, &o), -ENOENT);
 	TU_OK(vems_pool_stats(tp->pool, &s1));
 	assert_int_equal(s1.pmem_bytes_used, 0);
+	assert_int_equal(s1.objects, 0);
+}
+
+/*
+ * The pool closed (or the process gone) while a removed object is still
+ * open: the next open reclaims it, spilled extents included.
+ */
+static void
+test_remove_open_then_reopen(void **state)
+{
+	struct tu_pool *tp = *state;
+	struct vems_oid oid = {2, 0}, keep = {2, 0};
+	struct vems_obj *o, *k;
+	TU_OK(vems_obj_create(tp->pool, &keep));
+	TU_OK(vems_obj_open(tp->pool, keep, 0, &k));
+	TU_OK(vems_obj_create(tp->pool, &oid));
+	TU_OK(vems_obj_open(tp->pool, oid, 0, &o));
+	/* more than pmem holds, so some of the removed object is spilled */
+	static uint8_t buf[1 << 20];
+	for (uint64_t off = 0; off < 96 * MIB; off += sizeof(buf)) {
+		tu_fill(buf, sizeof(buf), 7, off);
+		assert_int_equal(vems_obj_pwrite(o, buf, sizeof(buf), off, 0),
+				 (ssize_t)sizeof(buf));
+	}
+	assert_int_equal(vems_obj_pwrite(k, "kept", 4, 0, 0), 4);
+	struct vems_obj_stat st;
+	TU_OK(vems_obj_stat(o, &st));
+	assert_true(st.extents_block + st.extents_both > 0);
+	TU_OK(vems_obj_remove(tp->pool, oid));
+	tu_fill(buf, sizeof(buf), 7, 0);
+	static uint8_t got[sizeof(buf)];
+	assert_int_equal(vems_obj_pread(o, got, sizeof(got), 0),
+			 (ssize_t)sizeof(got));
+	assert_memory_equal(got, buf, sizeof(buf));
+	/* close the pool with both handles open: no reclaim happens here */
+	TU_OK(vems_pool_close(&tp->pool));
+	TU_OK(vems_pool_open(&tp->pool, tp->pmem, NULL));
+	assert_int_equal(vems_obj_open(tp->pool, oid, 0, &o), -ENOENT);
+	struct vems_pool_stats s;
+	TU_OK(vems_pool_stats(tp->pool, &s));
+	assert_int_equal(s.objects, 1);
+	/* nothing of the removed object: "keep" is small, so inline */
+	assert_int_equal(s.extents_pmem + s.extents_both + s.extents_block,
+			 0);
+	assert_int_equal(s.block_bytes_used, 0);
+	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
+	TU_OK(vems_obj_open(tp->pool, keep, 0, &k));
+	char four[4];
+	assert_int_equal(vems_obj_pread(k, four, 4, 0), 4);
+	assert_memory_equal(four, "kept", 4);
+	TU_OK(vems_obj_close(&k));
 }
 
 static void
@@ -224,6 +333,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_list_sorted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_remove_and_open, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_remove_open_then_reopen,
+						setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stat_times_and_usage,
 						setup, teardown),

@@ -696,6 +696,133 @@ test_create_named_at_every_fence(void **state)
 	tu_destroy(&tp);
 }
 
+/* --- removal of an open object -------------------------------------- */
+
+#define RV_LEN (300 * 1024)
+static const struct vems_oid rv_victim = {6, 1}, rv_keeper = {6, 2};
+
+/* Opens the victim, removes it, writes through the handle, closes it: the
+ * fence counts when remove and close returned. */
+static long
+run_remove_open(struct tu_pool *tp, long *removed_at, long *closed_at)
+{
+	tp->pool = open_nowm(tp);
+	struct vems_obj *h;
+	TU_OK(vems_obj_open(tp->pool, rv_victim, 0, &h));
+	track_start(tp->pool);
+	TU_OK(vems_obj_remove(tp->pool, rv_victim));
+	*removed_at = T.drains;
+	static uint8_t more[65536];
+	tu_fill(more, sizeof(more), 61, RV_LEN);
+	assert_int_equal(vems_obj_pwrite(h, more, sizeof(more), RV_LEN, 0),
+			 (ssize_t)sizeof(more));
+	TU_OK(vems_obj_close(&h));
+	*closed_at = T.drains;
+	T.on = false;
+	TU_OK(vems_pool_close(&tp->pool));
+	return T.drains;
+}
+
+/*
+ * Power fails at every fence of a removal of an open object and of the
+ * last close that reclaims it: after the crash the object is whole (the
+ * removal had not committed) or gone with all its space reclaimed, never
+ * half; once vems_obj_remove returned it is gone; the other object is
+ * untouched.
+ */
+static void
+test_remove_open_at_every_fence(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "pfrmopen", 16 * MIB, 16 * MIB, 0);
+	static uint8_t data[RV_LEN], got[RV_LEN];
+	tu_fill(data, sizeof(data), 60, 0);
+	struct vems_oid v = rv_victim, k2 = rv_keeper;
+	TU_OK(vems_obj_create_named(tp.pool, "victim", &v));
+	TU_OK(vems_obj_create(tp.pool, &k2));
+	struct vems_obj *h;
+	TU_OK(vems_obj_open(tp.pool, v, 0, &h));
+	assert_int_equal(vems_obj_pwrite(h, data, sizeof(data), 0, 0),
+			 (ssize_t)sizeof(data));
+	TU_OK(vems_obj_close(&h));
+	TU_OK(vems_obj_open(tp.pool, k2, 0, &h));
+	assert_int_equal(vems_obj_pwrite(h, data, 100000, 0, 0), 100000);
+	TU_OK(vems_obj_close(&h));
+	struct vems_pool_stats s0;
+	TU_OK(vems_pool_stats(tp.pool, &s0));
+	TU_OK(vems_pool_close(&tp.pool));
+	size_t flen;
+	uint8_t *pristine = track_init(tp.pmem, &flen);
+	long removed_at, closed_at;
+	T.crash_at = 0;
+	long total = run_remove_open(&tp, &removed_at, &closed_at);
+	assert_true(removed_at > 0 && closed_at > removed_at);
+	int checked = 0, short_runs = 0, whole = 0, gone = 0;
+	for (long k = 1; k <= total; k++) {
+		put_file(tp.pmem, pristine, flen);
+		T.crash_at = k;
+		long ra, ca;
+		run_remove_open(&tp, &ra, &ca);
+		if (!T.taken) {
+			short_runs++;
+			continue;
+		}
+		put_file(tp.pmem, T.image, flen);
+		tp.pool = open_nowm(&tp);
+		if (vems_pool_check(tp.pool, NULL, NULL) != 0)
+			fail_msg("check fails after a crash at fence %ld", k);
+		struct vems_oid got_oid;
+		bool named = vems_name_lookup(tp.pool, "victim", &got_oid) == 0;
+		struct vems_pool_stats s;
+		TU_OK(vems_pool_stats(tp.pool, &s));
+		if (vems_obj_open(tp.pool, rv_victim, VEMS_O_RDONLY, &h) == 0) {
+			if (!named || k > removed_at)
+				fail_msg("fence %ld: the object is there "
+					 "(%s), its removal returned at "
+					 "fence %ld",
+					 k, named ? "named" : "unnamed",
+					 removed_at);
+			assert_int_equal(vems_obj_pread(h, got, sizeof(got), 0),
+					 (ssize_t)sizeof(got));
+			if (memcmp(got, data, sizeof(got)) != 0)
+				fail_msg("fence %ld: the object's data "
+					 "changed",
+					 k);
+			TU_OK(vems_obj_close(&h));
+			assert_int_equal(s.objects, s0.objects);
+			whole++;
+		} else {
+			if (named)
+				fail_msg("fence %ld: name without object", k);
+			/* all its space is back: only the keeper's remains */
+			assert_int_equal(s.objects, s0.objects - 1);
+			assert_int_equal(s.extents_pmem + s.extents_both +
+						 s.extents_block,
+					 2);
+			gone++;
+		}
+		TU_OK(vems_obj_open(tp.pool, rv_keeper, VEMS_O_RDONLY, &h));
+		assert_int_equal(vems_obj_pread(h, got, 100000, 0), 100000);
+		if (memcmp(got, data, 100000) != 0)
+			fail_msg("fence %ld: the other object changed", k);
+		TU_OK(vems_obj_close(&h));
+		TU_OK(vems_pool_close(&tp.pool));
+		checked++;
+	}
+	tu_figure("powerfail", "crash_points", (unsigned long long)checked);
+	print_message("remove_open: %d crash points checked, %d whole, %d "
+		      "gone (remove returned at fence %ld, close at %ld; %d "
+		      "runs fenced fewer times)\n",
+		      checked, whole, gone, removed_at, closed_at, short_runs);
+	assert_true(whole > 0 && gone > 0);
+	assert_true(checked >= total - total / 8);
+	free(pristine);
+	free(T.media);
+	free(T.image);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
@@ -703,6 +830,7 @@ main(void)
 		cmocka_unit_test(test_crash_at_every_fence),
 		cmocka_unit_test(test_reclaim_at_every_fence),
 		cmocka_unit_test(test_create_named_at_every_fence),
+		cmocka_unit_test(test_remove_open_at_every_fence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
