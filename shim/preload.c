@@ -4651,3 +4651,126 @@ fremovexattr(int fd, const char *name)
 	SERVE_FD(fd, f, real_fremovexattr()(fd, name));
 	return fail(ENOTSUP);
 }
+
+/* --- temporary files ------------------------------------------------------------- */
+
+/*
+ * glibc's mkstemp family opens through internal calls: under the prefix
+ * it is done here (template's last 6 + suffixlen characters "XXXXXX").
+ */
+static int
+vmktemp(char *tmpl, int suffixlen, int flags, bool dir)
+{
+	size_t l = strlen(tmpl);
+	if (suffixlen < 0 || l < 6 + (size_t)suffixlen)
+		return fail(EINVAL);
+	char *x = tmpl + l - 6 - suffixlen;
+	if (strncmp(x, "XXXXXX", 6) != 0)
+		return fail(EINVAL);
+	static const char set[] = "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t v;
+		glock();
+		v = new_oid().id;
+		gunlock();
+		for (int i = 0; i < 6; i++, v /= 62)
+			x[i] = set[v % 62];
+		int r = dir
+			? mkdir(tmpl, 0700)
+			: open(tmpl,
+			       (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL,
+			       0600);
+		if (r >= 0)
+			return dir ? 0 : r;
+		if (errno != EEXIST)
+			return -1;
+	}
+	return fail(EEXIST);
+}
+
+DEFINE_REAL(mkstemp)
+DEFINE_REAL(mkstemp64)
+DEFINE_REAL(mkostemp)
+DEFINE_REAL(mkostemp64)
+DEFINE_REAL(mkstemps)
+DEFINE_REAL(mkstemps64)
+DEFINE_REAL(mkostemps)
+DEFINE_REAL(mkostemps64)
+DEFINE_REAL(mkdtemp)
+
+#define SERVE_TEMPLATE(tmpl, realcall)                                         \
+	do {                                                                   \
+		if (!shim_is_vems_path(tmpl)) {                                \
+			shim_count(__func__, false);                           \
+			return realcall;                                       \
+		}                                                              \
+		shim_count(__func__, true);                                    \
+	} while (0)
+
+int
+mkstemp(char *tmpl)
+{
+	SERVE_TEMPLATE(tmpl, real_mkstemp()(tmpl));
+	return vmktemp(tmpl, 0, 0, false);
+}
+
+int
+mkstemp64(char *tmpl)
+{
+	SERVE_TEMPLATE(tmpl, real_mkstemp64()(tmpl));
+	return vmktemp(tmpl, 0, 0, false);
+}
+
+int
+mkostemp(char *tmpl, int flags)
+{
+	SERVE_TEMPLATE(tmpl, real_mkostemp()(tmpl, flags));
+	return vmktemp(tmpl, 0, flags, false);
+}
+
+int
+mkostemp64(char *tmpl, int flags)
+{
+	SERVE_TEMPLATE(tmpl, real_mkostemp64()(tmpl, flags));
+	return vmktemp(tmpl, 0, flags, false);
+}
+
+int
+mkstemps(char *tmpl, int suffixlen)
+{
+	SERVE_TEMPLATE(tmpl, real_mkstemps()(tmpl, suffixlen));
+	return vmktemp(tmpl, suffixlen, 0, false);
+}
+
+int
+mkstemps64(char *tmpl, int suffixlen)
+{
+	SERVE_TEMPLATE(tmpl, real_mkstemps64()(tmpl, suffixlen));
+	return vmktemp(tmpl, suffixlen, 0, false);
+}
+
+int
+mkostemps(char *tmpl, int suffixlen, int flags)
+{
+	SERVE_TEMPLATE(tmpl, real_mkostemps()(tmpl, suffixlen, flags));
+	return vmktemp(tmpl, suffixlen, flags, false);
+}
+
+int
+mkostemps64(char *tmpl, int suffixlen, int flags)
+{
+	SERVE_TEMPLATE(tmpl, real_mkostemps64()(tmpl, suffixlen, flags));
+	return vmktemp(tmpl, suffixlen, flags, false);
+}
+
+char *
+mkdtemp(char *tmpl)
+{
+	if (!shim_is_vems_path(tmpl)) {
+		shim_count(__func__, false);
+		return real_mkdtemp()(tmpl);
+	}
+	shim_count(__func__, true);
+	return vmktemp(tmpl, 0, 0, true) == 0 ? tmpl : NULL;
+}
