@@ -8,7 +8,8 @@
 set -euo pipefail
 
 pkgs=(cmake ninja-build pkg-config gcc libc6-dev libpmem-dev libpmemobj-dev
-	liburing-dev libisal-dev libcmocka-dev python3 "$@")
+	liburing-dev libisal-dev libcmocka-dev python3
+	sqlite3 git fio tar "$@") # the last four: the shim tests run them
 
 missing=()
 for p in "${pkgs[@]}"; do

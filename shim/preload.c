@@ -28,7 +28,9 @@
  * pool is opened at the first call that needs it; a process that finds it
  * held waits up to VEMS_LOCK_TIMEOUT seconds, and while it waits it holds a
  * shared OFD lock on byte 2 of the pool file: the holder's idle thread sees
- * it and releases the pool as soon as no vems file is open there. exec
+ * it and releases the pool between two calls (g.use), unless a file
+ * unlinked while open needs it; the vems fds stay open and reopen their
+ * objects when next used. exec
  * releases the pool first (the new program reopens it); a fork child does
  * not use its parent's pool (it opens its own when it needs one, so it
  * waits for the parent to release it). The pool is closed at exit; a
@@ -91,12 +93,16 @@
 		return f;                                                      \
 	}
 
+/* where diagnostics go: a copy of fd 2 taken at load (programs close
+ * stderr before they exit: coreutils' close_stdout does) */
+static int g_errfd = 2;
+
 static void __attribute__((noreturn)) missing(const char *name)
 {
 	static const char m[] = "vems-shim: libc has no ";
-	(void)!syscall(SYS_write, 2, m, sizeof(m) - 1);
-	(void)!syscall(SYS_write, 2, name, strlen(name));
-	(void)!syscall(SYS_write, 2, "\n", 1);
+	(void)!syscall(SYS_write, g_errfd, m, sizeof(m) - 1);
+	(void)!syscall(SYS_write, g_errfd, name, strlen(name));
+	(void)!syscall(SYS_write, g_errfd, "\n", 1);
 	abort();
 }
 
@@ -163,6 +169,7 @@ struct vfile {
 	struct dent *ents;
 	size_t nents;
 	bool listed;
+	bool orphan; /* its file was unlinked (counted in g.orphans) */
 };
 
 static struct {
@@ -181,7 +188,11 @@ static struct {
 	struct vems_pool *pool;
 	_Atomic unsigned gen; /* bumped whenever the pool is released */
 	atomic_int nopen;     /* vems fds and DIR streams open */
-	int watch_fd;	      /* the holder's fd on the pool file */
+	atomic_int maxfd;     /* the highest fd ever a vems fd */
+	/* vems fds on files unlinked while open: the pool is not released
+	 * (its close would reclaim them) while there are any */
+	atomic_int orphans;
+	int watch_fd; /* the holder's fd on the pool file */
 	bool idle_thread;
 	struct timespec last_use;
 
@@ -274,7 +285,7 @@ shim_debug(const char *fmt, ...)
 		len = sizeof(buf) - 2;
 	buf[len++] = '\n';
 	/* straight to the kernel: stdio may be what is being interposed */
-	(void)!syscall(SYS_write, 2, buf, len);
+	(void)!syscall(SYS_write, g_errfd, buf, len);
 }
 
 /* A one-line message on stderr, whatever VEMS_SHIM_DEBUG says. */
@@ -292,7 +303,7 @@ static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 	if (len > sizeof(buf) - 2)
 		len = sizeof(buf) - 2;
 	buf[len++] = '\n';
-	(void)!syscall(SYS_write, 2, buf, len);
+	(void)!syscall(SYS_write, g_errfd, buf, len);
 }
 
 static void
@@ -303,14 +314,14 @@ print_stats(void)
 	int len = snprintf(line, sizeof(line),
 			   "vems-shim[%d] stats: %-22s %12s %12s\n",
 			   (int)getpid(), "call", "vems", "real libc");
-	(void)!syscall(SYS_write, 2, line, (size_t)len);
+	(void)!syscall(SYS_write, g_errfd, line, (size_t)len);
 	for (int i = 0; i < n; i++) {
 		len = snprintf(line, sizeof(line),
 			       "vems-shim[%d] stats: %-22s %12lu %12lu\n",
 			       (int)getpid(), g_calls[i].name,
 			       atomic_load(&g_calls[i].vems),
 			       atomic_load(&g_calls[i].real));
-		(void)!syscall(SYS_write, 2, line, (size_t)len);
+		(void)!syscall(SYS_write, g_errfd, line, (size_t)len);
 	}
 }
 
@@ -518,7 +529,8 @@ idle_main(void *arg)
 		}
 		/* between two uses of the pool (vems files stay open: their
 		 * handles are reopened when next used) */
-		if (someone_waits() && pthread_rwlock_trywrlock(&g.use) == 0) {
+		if (atomic_load(&g.orphans) == 0 && someone_waits() &&
+		    pthread_rwlock_trywrlock(&g.use) == 0) {
 			idle_release_locked();
 			pthread_rwlock_unlock(&g.use);
 		}
@@ -654,6 +666,9 @@ vfile_attach(int fd, struct ofd *o)
 	if (syscall(SYS_fstat, fd, &st) == 0)
 		f->ofd_ino = (uint64_t)st.st_ino;
 	atomic_fetch_add(&g.nopen, 1);
+	int m = atomic_load(&g.maxfd);
+	while (fd > m && !atomic_compare_exchange_weak(&g.maxfd, &m, fd))
+		;
 	atomic_store_explicit(&g.fds[fd], f, memory_order_release);
 	if (fd <= 2)
 		stdio_attach(fd);
@@ -677,6 +692,8 @@ vfile_detach(int fd)
 			say("closing %s: %s", f->ofd->name, vems_errormsg());
 	}
 	pthread_rwlock_unlock(&g.use);
+	if (f->orphan)
+		atomic_fetch_sub(&g.orphans, 1);
 	free(f->ents);
 	munmap(f->ofd, sizeof(struct ofd));
 	pthread_mutex_destroy(&f->lock);
@@ -739,12 +756,13 @@ enum kind { K_NONE, K_FILE, K_DIR };
 
 /* name + "/" (a directory's marker) into out */
 static void
-dir_name(const char *name, char *out)
+dir_name(const char *name, char *out, size_t cap)
 {
-	if (name[0] == '\0')
-		out[0] = '\0';
-	else
-		sprintf(out, "%s/", name);
+	size_t l = strnlen(name, cap - 2);
+	memcpy(out, name, l);
+	if (l)
+		out[l++] = '/';
+	out[l] = '\0';
 }
 
 /* What name is (g.lock held). */
@@ -758,7 +776,7 @@ lookup(struct vems_pool *p, const char *name, struct vems_oid *oid)
 	if (vems_name_lookup(p, name, oid) == 0)
 		return K_FILE;
 	char d[PATH_MAX + 1];
-	dir_name(name, d);
+	dir_name(name, d, sizeof(d));
 	if (vems_name_lookup(p, d, oid) == 0)
 		return K_DIR;
 	return K_NONE;
@@ -950,7 +968,7 @@ stat_name(struct vems_pool *p, const char *name, enum kind k,
 	fill_common(st);
 	if (k == K_DIR) {
 		char d[PATH_MAX + 1];
-		dir_name(name, d);
+		dir_name(name, d, sizeof(d));
 		struct list_ctx c = {.count = true};
 		int r = list_dir(p, d, &c);
 		if (r)
@@ -1067,9 +1085,9 @@ ofd_fill(struct ofd *o, const char *name, enum kind k, struct vems_oid oid,
 				  O_CLOEXEC)));
 	o->is_dir = k == K_DIR;
 	if (k == K_DIR)
-		dir_name(name, o->name);
+		dir_name(name, o->name, sizeof(o->name));
 	else
-		snprintf(o->name, sizeof(o->name), "%s", name);
+		copy_str(o->name, sizeof(o->name), name);
 }
 
 /* open() of a path under the prefix: the new fd or -errno. */
@@ -1080,12 +1098,12 @@ vopen(const struct rpath *r, int flags)
 		return -EOPNOTSUPP;
 	if (flags & O_PATH)
 		flags = (flags & ~(O_PATH | O_ACCMODE)) | O_RDONLY;
-	struct ofd *o;
+	struct ofd *o = NULL;
 	int fd = ofd_new(flags, &o);
 	if (fd < 0)
 		return fd;
 	glock();
-	struct vems_pool *p;
+	struct vems_pool *p = NULL;
 	int ret;
 	if (g_forked_holder && !r->dir_only && !(flags & O_DIRECTORY)) {
 		/*
@@ -1108,8 +1126,26 @@ vopen(const struct rpath *r, int flags)
 		if (ret == 0)
 			ofd_fill(o, r->name, k, oid, flags);
 	}
+	struct vems_obj *h = NULL;
+	if (ret == 0 && !o->is_dir && !atomic_load(&o->pending)) {
+		/* the handle now: the file may be unlinked before first use */
+		struct vems_oid oid = {o->partition, o->id};
+		int e = vems_obj_open(
+			p, oid,
+			(flags & O_ACCMODE) == O_RDONLY ? VEMS_O_RDONLY : 0,
+			&h);
+		if (e)
+			ret = -err_of(e);
+	}
 	if (ret == 0)
 		ret = vfile_attach(fd, o);
+	if (ret == 0 && h) {
+		struct vfile *f = vfile_of(fd);
+		f->obj = h;
+		f->gen = atomic_load(&g.gen);
+	} else if (h) {
+		vems_obj_close(&h);
+	}
 	gunlock();
 	if (ret) {
 		munmap(o, sizeof(*o));
@@ -1550,7 +1586,7 @@ vmkdir(const struct rpath *r)
 			ret = -EEXIST;
 		} else if ((ret = parent_ok(p, r->name)) == 0) {
 			char d[PATH_MAX + 1];
-			dir_name(r->name, d);
+			dir_name(r->name, d, sizeof(d));
 			ret = create_named(p, d, &oid);
 		}
 	}
@@ -1587,7 +1623,7 @@ vrmdir(const struct rpath *r)
 			ret = -ENOTDIR;
 		} else {
 			char d[PATH_MAX + 1];
-			dir_name(r->name, d);
+			dir_name(r->name, d, sizeof(d));
 			ret = dir_has_entries(p, d);
 			if (ret == 1)
 				ret = -ENOTEMPTY;
@@ -1597,6 +1633,23 @@ vrmdir(const struct rpath *r)
 	}
 	gunlock();
 	return ret;
+}
+
+/* After the removal of a file: its open fds here become orphans (g.lock
+ * held). */
+static void
+mark_orphans(struct vems_oid oid)
+{
+	int m = atomic_load(&g.maxfd);
+	for (int fd = 0; fd <= m; fd++) {
+		struct vfile *f = vfile_of(fd);
+		if (f && !f->orphan && !f->ofd->is_dir &&
+		    f->ofd->partition == oid.partition &&
+		    f->ofd->id == oid.id) {
+			f->orphan = true;
+			atomic_fetch_add(&g.orphans, 1);
+		}
+	}
 }
 
 static int
@@ -1616,6 +1669,8 @@ vunlink(const struct rpath *r)
 			ret = -ENOTDIR;
 		else if ((ret = vems_obj_remove(p, oid)) != 0)
 			ret = -err_of(ret);
+		else
+			mark_orphans(oid);
 	}
 	gunlock();
 	return ret;
@@ -1655,8 +1710,8 @@ move_dir(struct vems_pool *p, const char *from, const char *to,
 	 struct vems_oid from_oid)
 {
 	char fd_[PATH_MAX + 1], td[PATH_MAX + 1];
-	dir_name(from, fd_);
-	dir_name(to, td);
+	dir_name(from, fd_, sizeof(fd_));
+	dir_name(to, td, sizeof(td));
 	struct vems_oid noid;
 	int r = create_named(p, td, &noid);
 	if (r)
@@ -1727,6 +1782,8 @@ vrename(const struct rpath *a, const struct rpath *b, unsigned flags)
 				ret = -err_of(ret);
 			else if (any && (ret = vems_obj_remove(p, old)) != 0)
 				ret = -err_of(ret);
+			else if (any)
+				mark_orphans(old);
 		}
 		goto out;
 	}
@@ -1744,7 +1801,7 @@ vrename(const struct rpath *a, const struct rpath *b, unsigned flags)
 	}
 	if (tk == K_DIR) {
 		char d[PATH_MAX + 1];
-		dir_name(b->name, d);
+		dir_name(b->name, d, sizeof(d));
 		ret = dir_has_entries(p, d);
 		if (ret == 1) {
 			ret = -ENOTEMPTY;
@@ -2163,6 +2220,11 @@ shim_init(void)
 	g.debug = (e = getenv("VEMS_SHIM_DEBUG")) && strcmp(e, "0") != 0 && *e;
 	g.stats = (e = getenv("VEMS_SHIM_STATS")) && strcmp(e, "0") != 0 && *e;
 	g.pid = getpid();
+	if (g.stats || g.debug) {
+		int d = (int)syscall(SYS_fcntl, 2, F_DUPFD_CLOEXEC, 512);
+		if (d >= 0)
+			g_errfd = d;
+	}
 	const char *pool = getenv("VEMS_POOL"), *prefix = getenv("VEMS_PREFIX");
 	if (pool == NULL || *pool == '\0' || prefix == NULL ||
 	    *prefix == '\0') {
@@ -4115,7 +4177,8 @@ vscandir(const struct rpath *r, struct dirent64 ***list,
 	}
 	if (err == 0)
 		err = errno;
-	closedir(d);
+	close(fd);
+	vdir_free((struct vdir *)d);
 	if (err) {
 		for (size_t i = 0; i < n; i++)
 			free(v[i]);
