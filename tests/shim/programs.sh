@@ -587,7 +587,8 @@ sc_sqlite3() {
 fio_run() {
 	local rc=0
 	printf '$ fio %s\n' "$*" | norm
-	run fio "$@" >"$O.stdout" 2>"$O.stderr" || rc=$?
+	# (--verify_state_save=0: no state files left in the cwd)
+	run fio --verify_state_save=0 "$@" >"$O.stdout" 2>"$O.stderr" || rc=$?
 	echo "exit $rc"
 	grep -Eo 'err= *[0-9]+' "$O.stdout" | sed 's/ //g' | sort | uniq -c
 	grep -Ehi 'verif|bad (magic|header)|crc32c' "$O.stdout" "$O.stderr" |
