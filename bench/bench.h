@@ -115,5 +115,7 @@ void wl_threads(struct bench *b);
 void wl_open_scale(struct bench *b);
 void wl_small_objects(struct bench *b);
 void wl_mechanisms(struct bench *b);
+void wl_shim_pwrite(struct bench *b);
+void wl_shim_sqlite(struct bench *b);
 
 #endif /* VEMS_BENCH_H */

@@ -47,6 +47,10 @@ static const struct workload {
 	 "10,000 objects of 100 B-8 KiB: space, create and read rates"},
 	{"open-scale", wl_open_scale,
 	 "open time and DRAM per mapped extent, 1e4-1e6 extents"},
+	{"shim-pwrite", wl_shim_pwrite,
+	 "4 KiB pwrite+fdatasync through the LD_PRELOAD shim, the API, a file"},
+	{"shim-sqlite", wl_shim_sqlite,
+	 "sqlite3 inserts, synchronous=FULL, through the shim and on disk"},
 	{"mechanisms", wl_mechanisms,
 	 "clock costs, a lock around a persist; msync vs fdatasync (durable)"},
 };
