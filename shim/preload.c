@@ -645,6 +645,7 @@ err_of(int r)
 static void stdio_attach(int fd);
 static void stdio_detach(int fd);
 static void locks_release(uint64_t owner);
+static void posix_unlock_all(uint64_t partition, uint64_t id);
 
 /* Makes fd (a memfd on the page ofd) a vems fd. -errno. */
 static int
@@ -2551,6 +2552,8 @@ close(int fd)
 		return real_close()(fd);
 	shim_debug("close %d (%s)", fd, f->ofd->name);
 	uint64_t owner = f->ofd_ino;
+	if (!f->ofd->is_dir)
+		posix_unlock_all(f->ofd->partition, f->ofd->id);
 	vfile_detach(fd);
 	int r = real_close()(fd);
 	locks_release(owner);
@@ -3435,11 +3438,12 @@ utime(const char *path, const struct utimbuf *u)
 /* --- locks ---------------------------------------------------------------------- */
 
 /*
- * Record locks within the process that owns the pool (the only one that
- * can have vems files open at a time): classic POSIX locks of one process
- * never conflict, so they are granted and F_GETLK finds none; OFD locks
- * and flock() locks belong to an open file description (the memfd's
- * inode) and conflict between descriptions, so they are kept here.
+ * Record locks. Classic POSIX locks are the kernel's, on a lock file (see
+ * posix_lock): they work between processes. OFD locks and flock() locks
+ * belong to an open file description (the memfd's inode) and conflict
+ * between descriptions; they are kept here, for the process that has the
+ * descriptions open (correct within it; between processes they do not
+ * conflict: README).
  */
 struct rlock {
 	uint64_t part, id;  /* the file */
@@ -3600,6 +3604,90 @@ lock_range(struct vfile *f, const struct flock *fl, struct rlock *w)
 	return 0;
 }
 
+/*
+ * Classic POSIX locks are kept by the kernel, on a lock file next to the
+ * pool (VEMS_POOL.locks), so that they work between processes as on any
+ * file system (SQLite's locking relies on it): each object gets a window
+ * of 2^40 bytes at an offset from its id, and a lock on bytes [s, e) of
+ * the file is a lock on [base + s, base + e) there. The kernel's rules
+ * then apply as they are: per process, merged, not inherited by fork.
+ * Two objects whose ids share their low 23 bits share a window (a false
+ * conflict at worst). As POSIX has it, closing any fd of a file drops the
+ * process's locks on it (close()).
+ */
+#define LOCK_WINDOW_SHIFT 40
+static int g_lockfile = -1;
+
+static int
+lockfile(void)
+{
+	if (g_lockfile >= 0)
+		return g_lockfile;
+	char path[PATH_MAX + 8];
+	snprintf(path, sizeof(path), "%s.locks", g.pool_path);
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
+			      O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	g_lockfile = fd;
+	return fd;
+}
+
+static int64_t
+lock_base(uint64_t partition, uint64_t id)
+{
+	return (int64_t)(((id ^ partition) & 0x7fffff) << LOCK_WINDOW_SHIFT);
+}
+
+static int
+posix_lock(struct vfile *f, int cmd, struct flock *fl, const struct rlock *w)
+{
+	glock();
+	int lf = lockfile();
+	gunlock();
+	if (lf < 0) {
+		say("cannot open the lock file %s.locks: %s", g.pool_path,
+		    strerror(-lf));
+		return -ENOLCK;
+	}
+	const int64_t window = INT64_C(1) << LOCK_WINDOW_SHIFT;
+	if (w->start >= window || (w->end != INT64_MAX && w->end > window))
+		return -EOVERFLOW;
+	int64_t base = lock_base(f->ofd->partition, f->ofd->id);
+	struct flock k = {.l_type = fl->l_type,
+			  .l_whence = SEEK_SET,
+			  .l_start = base + w->start,
+			  .l_len = (w->end == INT64_MAX ? window : w->end) -
+				  w->start};
+	if (syscall(SYS_fcntl, lf, cmd, &k) != 0)
+		return -errno;
+	if (cmd == F_GETLK) {
+		fl->l_type = k.l_type;
+		if (k.l_type != F_UNLCK) {
+			fl->l_whence = SEEK_SET;
+			fl->l_start = k.l_start - base;
+			fl->l_len = k.l_start + k.l_len >= base + window
+				? 0
+				: k.l_len;
+			fl->l_pid = k.l_pid;
+		}
+	}
+	return 0;
+}
+
+/* close() of a vems fd: the process's POSIX locks on its file go. */
+static void
+posix_unlock_all(uint64_t partition, uint64_t id)
+{
+	if (g_lockfile < 0)
+		return;
+	struct flock k = {.l_type = F_UNLCK,
+			  .l_whence = SEEK_SET,
+			  .l_start = lock_base(partition, id),
+			  .l_len = INT64_C(1) << LOCK_WINDOW_SHIFT};
+	(void)syscall(SYS_fcntl, g_lockfile, F_SETLK, &k);
+}
+
 static int
 vfcntl_lock(struct vfile *f, int cmd, struct flock *fl)
 {
@@ -3611,16 +3699,10 @@ vfcntl_lock(struct vfile *f, int cmd, struct flock *fl)
 	    ((fl->l_type == F_RDLCK && acc == O_WRONLY) ||
 	     (fl->l_type == F_WRLCK && acc == O_RDONLY)))
 		return -EBADF;
-	switch (cmd) {
-	case F_SETLK:
-	case F_SETLKW:
-		return 0; /* one process: never a conflict */
-	case F_GETLK:
-		fl->l_type = F_UNLCK;
-		return 0;
-	}
 	struct rlock w;
 	int r = lock_range(f, fl, &w);
+	if (r == 0 && (cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK))
+		return posix_lock(f, cmd, fl, &w);
 	if (r)
 		return r;
 	if (cmd == F_OFD_GETLK) {
@@ -3774,6 +3856,8 @@ do_dup3(int old, int nfd, int flags, bool is_dup2, const char *call)
 		fflush(*std_stream(nfd));
 	if (nf) {
 		uint64_t owner = nf->ofd_ino;
+		if (!nf->ofd->is_dir)
+			posix_unlock_all(nf->ofd->partition, nf->ofd->id);
 		vfile_detach(nfd);
 		locks_release(owner);
 	}

@@ -18,3 +18,12 @@ add_test(NAME shim_unit
                  $<TARGET_FILE:shim_unit> $<TARGET_FILE:shim_holdpool>)
 set_tests_properties(shim_unit PROPERTIES LABELS "shim;unit" TIMEOUT 300
   ENVIRONMENT "PMEM_IS_PMEM_FORCE=1;VEMS_TEST_DIR=${VEMS_TEST_DIR}")
+
+# SQLite through the shim SIGKILLed mid-transaction: integrity_check ok and
+# every committed row there, rollback journal and exclusive WAL
+add_test(NAME shim_sqlite_kill
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sqlite_kill.sh
+                 $<TARGET_FILE:vems_preload> $<TARGET_FILE:vemsctl>)
+set_tests_properties(shim_sqlite_kill PROPERTIES LABELS shim TIMEOUT 300
+  SKIP_RETURN_CODE 77
+  ENVIRONMENT "PMEM_IS_PMEM_FORCE=1;VEMS_TEST_DIR=${VEMS_TEST_DIR}")

@@ -61,6 +61,42 @@ exec {hold_in}>&-
 wait "$waiter" || fail "the waiter failed after the holder closed: $(cat "$work/err")"
 [[ $(cat "$work/out") == 12345 ]] || fail "the waiter read '$(cat "$work/out")'"
 
+echo "== POSIX locks between processes (SQLite's)"
+# A holds an exclusive transaction open and waits (it holds the pool only
+# while in a call, so B gets it); B must find the database locked
+if command -v sqlite3 >/dev/null && python3 -c 'import sqlite3' 2>/dev/null; then
+	shim_run sqlite3 "$prefix/u/locks.db" 'CREATE TABLE t(a);' ||
+		fail "sqlite3 create"
+	exec {a_in}> >(exec env LD_PRELOAD="$preload" VEMS_POOL="$pool" \
+		VEMS_PREFIX="$prefix" VEMS_LOCK_TIMEOUT=10 python3 -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+c.execute("INSERT INTO t VALUES(1)")
+print("locked", flush=True)
+sys.stdin.read()
+c.execute("COMMIT")
+' "$prefix/u/locks.db" >"$work/a.out")
+	for _ in $(seq 100); do
+		grep -q locked "$work/a.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q locked "$work/a.out" || fail "the lock holder did not start"
+	if shim_run sqlite3 -cmd '.timeout 0' "$prefix/u/locks.db" \
+		'INSERT INTO t VALUES(2);' {a_in}>&- 2>"$work/err"; then
+		fail "a second process wrote under another's exclusive lock"
+	fi
+	grep -q "database is locked" "$work/err" ||
+		fail "not 'database is locked': $(cat "$work/err")"
+	exec {a_in}>&-
+	sleep 0.5
+	n=$(shim_run sqlite3 "$prefix/u/locks.db" 'SELECT count(*) FROM t;' \
+		2>&1) || true
+	[[ $n == 1 ]] || fail "after the holder committed: '$n' rows, not 1"
+else
+	echo "skip: no sqlite3 or python3 sqlite3 module"
+fi
+
 echo "== errors of the environment"
 if env LD_PRELOAD="$preload" VEMS_POOL="$work/none" VEMS_PREFIX="$prefix" \
 	cat "$prefix/x" 2>"$work/err"; then
