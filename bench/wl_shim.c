@@ -46,7 +46,11 @@ find(const char *env, const char *rel, char *out, size_t len)
 	if (sl == NULL)
 		return false;
 	*sl = '\0';
-	snprintf(out, len, "%s/%s", self, rel);
+	if (strlen(self) + 1 + strlen(rel) >= len)
+		return false;
+	strcpy(out, self);
+	strcat(out, "/");
+	strcat(out, rel);
 	return access(out, R_OK) == 0;
 }
 
