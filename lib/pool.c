@@ -274,8 +274,7 @@ pool_alloc(void)
 	pthread_cond_init(&p->sp_cond, NULL);
 	pthread_cond_init(&p->sp_done, NULL);
 	if (vems__htab_init(&p->objects, 64) ||
-	    vems__htab_init(&p->removed, 8) ||
-	    vems__htab_init(&p->names, 64) ||
+	    vems__htab_init(&p->removed, 8) || vems__htab_init(&p->names, 64) ||
 	    vems__htab_init(&p->serials, 64)) {
 		vems__htab_fini(&p->objects);
 		vems__htab_fini(&p->removed);

@@ -139,7 +139,7 @@ struct vems_objnode {
 	 * a removal while handles were open (it is in p->removed, and the
 	 * last close finishes it) */
 	bool removing;
-	bool stale_tail;	  /* extents past the end could not be freed */
+	bool stale_tail; /* extents past the end could not be freed */
 	/*
 	 * A small object's bytes (inline.c): the record's struct
 	 * vems_inline, or NULL. Set and cleared under the exclusive lock;
@@ -285,7 +285,7 @@ struct vems_pool {
 	/* by oid: removed objects with handles still open; their ids are
 	 * not handed out again until the last close reclaims them */
 	struct vems_htab removed;
-	struct vems_htab names;	  /* by name */
+	struct vems_htab names; /* by name */
 	uint64_t nobjects, nnames;
 	struct vems_obj *handles;
 

@@ -143,13 +143,12 @@ test_remove_and_open(void **state)
 	TU_OK(vems_obj_remove(tp->pool, oid));
 	/* gone for everyone but the handles */
 	struct vems_oid found;
-	assert_int_equal(vems_name_lookup(tp->pool, "a/file", &found),
-			 -ENOENT);
+	assert_int_equal(vems_name_lookup(tp->pool, "a/file", &found), -ENOENT);
 	struct vems_obj *o3;
 	assert_int_equal(vems_obj_open(tp->pool, oid, 0, &o3), -ENOENT);
-	assert_int_equal(vems_obj_stat_oid(tp->pool, oid,
-					   &(struct vems_obj_stat){0}),
-			 -ENOENT);
+	assert_int_equal(
+		vems_obj_stat_oid(tp->pool, oid, &(struct vems_obj_stat){0}),
+		-ENOENT);
 	assert_int_equal(vems_obj_remove(tp->pool, oid), -ENOENT);
 	assert_int_equal(vems_name_bind(tp->pool, "b", oid), -ENOENT);
 	int nobj = 0, nnames = 0;
@@ -230,8 +229,7 @@ test_remove_open_then_reopen(void **state)
 	TU_OK(vems_pool_stats(tp->pool, &s));
 	assert_int_equal(s.objects, 1);
 	/* nothing of the removed object: "keep" is small, so inline */
-	assert_int_equal(s.extents_pmem + s.extents_both + s.extents_block,
-			 0);
+	assert_int_equal(s.extents_pmem + s.extents_both + s.extents_block, 0);
 	assert_int_equal(s.block_bytes_used, 0);
 	assert_int_equal(vems_pool_check(tp->pool, NULL, NULL), 0);
 	TU_OK(vems_obj_open(tp->pool, keep, 0, &k));
@@ -335,8 +333,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_remove_and_open, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_remove_open_then_reopen,
-						setup,
-						teardown),
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stat_times_and_usage,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_with_open_handles,
