@@ -30,7 +30,7 @@
  * shared OFD lock on byte 2 of the pool file: the holder's idle thread sees
  * it and releases the pool between two calls (g.use), unless a file
  * unlinked while open needs it; the vems fds stay open and reopen their
- * objects when next used. exec
+ * objects when next used. fork releases it too (fork_prepare). exec
  * releases the pool first (the new program reopens it); a fork child does
  * not use its parent's pool (it opens its own when it needs one, so it
  * waits for the parent to release it). The pool is closed at exit; a
@@ -2132,12 +2132,27 @@ release_for_exec(void)
 	pthread_rwlock_unlock(&g.use);
 }
 
+/*
+ * Before fork: a process that holds the pool and is not using it lets it
+ * go, so that the child (fio's workers, a shell's subshell) can open it
+ * for itself: a child forked while its parent holds the pool can never
+ * use it (its copy of libpmemobj's state and mapping are the parent's).
+ * The parent reopens it when it next needs it. Not when the fork comes
+ * from inside the shim (libvems validates a pool in a child), nor while
+ * a call is using the pool or an unlinked open file needs it.
+ */
 static void
 fork_prepare(void)
 {
 	if (!t_holds) {
 		glock();
 		t_fork_locked = true;
+		if (g.pool && getpid() == g.pid &&
+		    atomic_load(&g.orphans) == 0 &&
+		    pthread_rwlock_trywrlock(&g.use) == 0) {
+			idle_release_locked();
+			pthread_rwlock_unlock(&g.use);
+		}
 	}
 }
 

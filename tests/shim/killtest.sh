@@ -42,9 +42,14 @@ if [[ $SHIM != none ]]; then
 	[[ -f $SHIM ]] || { echo "killtest.sh: no shim at $SHIM" >&2; exit 2; }
 	[[ -x $VEMSCTL ]] || { echo "killtest.sh: no vemsctl at $VEMSCTL" >&2; exit 2; }
 	SHIM=$(realpath "$SHIM")
+	VEMSCTL=$(realpath "$VEMSCTL")
 fi
 exec </dev/null
 umask 022
+# (made absolute before the cd below)
+if [[ -n ${KILLTEST_BIN:-} ]]; then
+	KILLTEST_BIN=$(realpath "$KILLTEST_BIN")
+fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pbase=${VEMS_TEST_DIR:-/dev/shm}
@@ -64,6 +69,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+# whatever a program leaves in its cwd (fio: verify state) goes with it
+cd "$T"
 
 # the program: given, or compiled here as tests/shim/CMakeLists.txt would
 bin=${KILLTEST_BIN:-}

@@ -111,6 +111,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+# whatever a program leaves in its cwd (fio: verify state) goes with it
+cd "$W"
 # A path that is not on the real file system: served from the pool.
 PREFIX=/vems-programs-$$-$RANDOM
 [[ ! -e $PREFIX ]] || { echo "programs.sh: $PREFIX exists" >&2; exit 2; }
@@ -601,10 +603,9 @@ fio_run() {
 	fi
 }
 sc_fio() {
-	# the jobs run as threads of fio's own process (--thread): a fio job
-	# process is forked, not exec'ed, and the shim serves a forked child
-	# nothing while its parent holds the pool
-	local common=(--thread --size=16M --verify=crc32c --verify_fatal=1
+	# fio's jobs are processes forked, not exec'ed: the parent hands the
+	# pool over at fork (the shim's fork_prepare)
+	local common=(--size=16M --verify=crc32c --verify_fatal=1
 		--group_reporting)
 	# psync (pread/pwrite), random 4k writes; then a second fio run only
 	# verifies what the first left

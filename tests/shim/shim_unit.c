@@ -220,10 +220,9 @@ test_fork_exec(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		/* the parent holds the pool: vems calls fail until exec */
-		char c;
-		errno = 0;
-		if (pread(fd, &c, 1, 0) != -1 || errno != EIO)
+		/* fork handed the pool over: the child uses it too */
+		char c = 0;
+		if (pread(fd, &c, 1, 0) != 1 || c != 'a')
 			_exit(3);
 		if (dup2(fd, 1) != 1)
 			_exit(4);
@@ -254,6 +253,42 @@ test_fork_exec(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_string_equal(get(at("fx/echo")), "hello world\n");
+}
+
+/* A parent that cannot let the pool go at fork (it holds a file unlinked
+ * while open): the child's vems calls fail with EIO, nothing changes */
+static void
+test_fork_child_of_holder(void **state)
+{
+	(void)state;
+	OK(mkdir(at("fh"), 0755));
+	put(at("fh/kept"), "kept");
+	int fd = open(at("fh/orphan"), O_RDWR | O_CREAT, 0644);
+	OK(fd);
+	OK(unlink(at("fh/orphan")));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		errno = 0;
+		if (pread(fd, &c, 1, 0) != -1 || errno != EIO)
+			_exit(3);
+		/* an open is taken (done after exec), its use fails */
+		int k = open(at("fh/kept"), O_RDONLY);
+		if (k < 0)
+			_exit(4);
+		errno = 0;
+		if (read(k, &c, 1) != -1 || errno != EIO)
+			_exit(5);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(write(fd, "x", 1), 1); /* the parent goes on */
+	OK(close(fd));
+	assert_string_equal(get(at("fh/kept")), "kept");
 }
 
 static void
@@ -697,6 +732,7 @@ main(void)
 		cmocka_unit_test(test_open_flags),
 		cmocka_unit_test(test_offsets_dup_vectors),
 		cmocka_unit_test(test_fork_exec),
+		cmocka_unit_test(test_fork_child_of_holder),
 		cmocka_unit_test(test_unlink_open_file),
 		cmocka_unit_test(test_rename),
 		cmocka_unit_test(test_directories),
