@@ -679,11 +679,14 @@ write_inline(struct vems_pool *p, struct vems_objnode *n, const uint8_t *src,
 		/*
 		 * A first block sized to the bytes that will be live (an
 		 * object grown by truncate has a size and no block: the
-		 * write may end below it); growth doubles it.
+		 * write may end below it). Growth doubles it, and quadruples
+		 * it for a write past the end: a file written by appends
+		 * (SQLite's journal: a header, then page records) is moved
+		 * half as often.
 		 */
 		uint64_t cap = live;
 		if (in) {
-			cap = 2 * (uint64_t)in->cap;
+			cap = (end > old ? 4 : 2) * (uint64_t)in->cap;
 			if (cap > p->inl_max)
 				cap = p->inl_max;
 			if (cap < live)

@@ -334,6 +334,32 @@ tx_mark_removed(struct vems_pool *p, struct vems_obj_rec *r,
 }
 
 /*
+ * The whole removal of an object that no handle has open and that has no
+ * extents (empty, or its bytes inline): names, inline block and record in
+ * one transaction, instead of a mark and a reclaim.
+ */
+static int
+tx_remove_whole(struct vems_pool *p, struct vems_objnode *n,
+		struct vems_name **names, size_t nnames)
+{
+	volatile int ret = 0;
+	TX_BEGIN(p->pop)
+	{
+		vems__names_tx_free(names, nnames);
+		vems__super_tx_count(p->sb, -1, -(int)nnames);
+		vems__inline_tx_free(p, n);
+		pmemobj_tx_free(n->rec_oid);
+	}
+	TX_ONABORT
+	{
+		ret = vems__fail(-ENOMEM, "cannot remove object: %s",
+				 pmemobj_errormsg());
+	}
+	TX_END
+	return ret;
+}
+
+/*
  * Reclaims the space of a removed object (marked VEMS_OBJ_REMOVING, out of
  * the by-oid table) once no handle is open on it. meta_lock is held for
  * writing and no handle is open: nothing else uses n. On failure it stays
@@ -380,6 +406,19 @@ vems_obj_remove(struct vems_pool *p, struct vems_oid oid)
 	size_t nnames;
 	if (vems__names_of_oid(p, &oid, &names, &nnames) != 0) {
 		ret = vems__fail(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n->opens == 0 && n->idx.count == 0) {
+		ret = tx_remove_whole(p, n, names, nnames);
+		if (ret == 0) {
+			vems__names_drop(p, names, nnames);
+			vems__htab_remove(&p->objects, &n->by_oid);
+			p->nobjects--;
+			vems__inline_unlink(p, n);
+			vems__htab_remove(&p->serials, &n->by_serial);
+			vems__obj_free_node(n);
+		}
+		free(names);
 		goto out;
 	}
 	/*

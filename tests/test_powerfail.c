@@ -823,6 +823,123 @@ test_remove_open_at_every_fence(void **state)
 	tu_destroy(&tp);
 }
 
+/* --- removal of a small, closed object -------------------------------- */
+
+#define RW_LEN 3000
+static const struct vems_oid rw_victim = {7, 1}, rw_keeper = {7, 2};
+
+static long
+run_remove_small(struct tu_pool *tp, long *removed_at)
+{
+	tp->pool = open_nowm(tp);
+	track_start(tp->pool);
+	TU_OK(vems_obj_remove(tp->pool, rw_victim));
+	*removed_at = T.drains;
+	T.on = false;
+	TU_OK(vems_pool_close(&tp->pool));
+	return T.drains;
+}
+
+/*
+ * A small object (its bytes inline) that no handle has open is removed in
+ * one transaction with its name: power fails at every fence of it, and the
+ * object is whole and named, or gone with its name and its pmem, never a
+ * name without an object or a record without a name.
+ */
+static void
+test_remove_small_at_every_fence(void **state)
+{
+	(void)state;
+	struct tu_pool tp;
+	tu_create(&tp, "pfrmsmall", 16 * MIB, 16 * MIB, 0);
+	static uint8_t data[RW_LEN], got[RW_LEN];
+	tu_fill(data, sizeof(data), 70, 0);
+	struct vems_oid v = rw_victim, k2 = rw_keeper;
+	TU_OK(vems_obj_create_named(tp.pool, "small", &v));
+	TU_OK(vems_obj_create_named(tp.pool, "keeper", &k2));
+	struct vems_obj *h;
+	TU_OK(vems_obj_open(tp.pool, v, 0, &h));
+	assert_int_equal(vems_obj_pwrite(h, data, sizeof(data), 0, 0),
+			 (ssize_t)sizeof(data));
+	TU_OK(vems_obj_close(&h));
+	TU_OK(vems_obj_open(tp.pool, k2, 0, &h));
+	assert_int_equal(vems_obj_pwrite(h, data, 100, 0, 0), 100);
+	TU_OK(vems_obj_close(&h));
+	struct vems_pool_stats s0;
+	TU_OK(vems_pool_stats(tp.pool, &s0));
+	assert_int_equal(s0.inline_objects, 2);
+	TU_OK(vems_pool_close(&tp.pool));
+	size_t flen;
+	uint8_t *pristine = track_init(tp.pmem, &flen);
+	long removed_at;
+	T.crash_at = 0;
+	long total = run_remove_small(&tp, &removed_at);
+	assert_true(removed_at > 0);
+	int checked = 0, short_runs = 0, whole = 0, gone = 0;
+	for (long k = 1; k <= total; k++) {
+		put_file(tp.pmem, pristine, flen);
+		T.crash_at = k;
+		long ra;
+		run_remove_small(&tp, &ra);
+		if (!T.taken) {
+			short_runs++;
+			continue;
+		}
+		put_file(tp.pmem, T.image, flen);
+		tp.pool = open_nowm(&tp);
+		if (vems_pool_check(tp.pool, NULL, NULL) != 0)
+			fail_msg("check fails after a crash at fence %ld", k);
+		struct vems_oid got_oid;
+		bool named = vems_name_lookup(tp.pool, "small", &got_oid) == 0;
+		struct vems_pool_stats s;
+		TU_OK(vems_pool_stats(tp.pool, &s));
+		if (vems_obj_open(tp.pool, rw_victim, VEMS_O_RDONLY, &h) == 0) {
+			if (!named || k > removed_at)
+				fail_msg("fence %ld: the object is there "
+					 "(%s), its removal returned at "
+					 "fence %ld",
+					 k, named ? "named" : "unnamed",
+					 removed_at);
+			assert_int_equal(vems_obj_pread(h, got, sizeof(got), 0),
+					 (ssize_t)sizeof(got));
+			if (memcmp(got, data, sizeof(got)) != 0)
+				fail_msg("fence %ld: the object's data "
+					 "changed",
+					 k);
+			TU_OK(vems_obj_close(&h));
+			assert_int_equal(s.objects, s0.objects);
+			assert_int_equal(s.names, s0.names);
+			whole++;
+		} else {
+			if (named)
+				fail_msg("fence %ld: name without object", k);
+			assert_int_equal(s.objects, s0.objects - 1);
+			assert_int_equal(s.names, s0.names - 1);
+			assert_int_equal(s.inline_objects, 1);
+			assert_true(s.pmem_bytes_used < s0.pmem_bytes_used);
+			gone++;
+		}
+		TU_OK(vems_obj_open(tp.pool, rw_keeper, VEMS_O_RDONLY, &h));
+		assert_int_equal(vems_obj_pread(h, got, 100, 0), 100);
+		if (memcmp(got, data, 100) != 0)
+			fail_msg("fence %ld: the other object changed", k);
+		TU_OK(vems_obj_close(&h));
+		TU_OK(vems_pool_close(&tp.pool));
+		checked++;
+	}
+	tu_figure("powerfail", "crash_points", (unsigned long long)checked);
+	print_message("remove_small: %d crash points checked, %d whole, %d "
+		      "gone (remove returned at fence %ld; %d runs fenced "
+		      "fewer times)\n",
+		      checked, whole, gone, removed_at, short_runs);
+	assert_true(whole > 0 && gone > 0);
+	assert_true(checked >= total - total / 8);
+	free(pristine);
+	free(T.media);
+	free(T.image);
+	tu_destroy(&tp);
+}
+
 int
 main(void)
 {
@@ -831,6 +948,7 @@ main(void)
 		cmocka_unit_test(test_reclaim_at_every_fence),
 		cmocka_unit_test(test_create_named_at_every_fence),
 		cmocka_unit_test(test_remove_open_at_every_fence),
+		cmocka_unit_test(test_remove_small_at_every_fence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
