@@ -48,8 +48,10 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +172,9 @@ struct vfile {
 	size_t nents;
 	bool listed;
 	bool orphan; /* its file was unlinked (counted in g.orphans) */
+	/* no other fd anywhere shares its description: its memfd may be
+	 * recycled at close (see spare_put) */
+	bool recycle;
 };
 
 static struct {
@@ -193,6 +198,9 @@ static struct {
 	 * (its close would reclaim them) while there are any */
 	atomic_int orphans;
 	int watch_fd; /* the holder's fd on the pool file */
+	/* who vems files belong to: the pool file's owner, read at open */
+	uid_t uid;
+	gid_t gid;
 	bool idle_thread;
 	struct timespec last_use;
 
@@ -569,6 +577,12 @@ pool_get(struct vems_pool **pp)
 		int ret = vems_pool_open(&p, g.pool_path, NULL);
 		if (ret == 0) {
 			g.pool = p;
+			struct stat pst;
+			if (syscall(SYS_newfstatat, AT_FDCWD, g.pool_path, &pst,
+				    0) == 0) {
+				g.uid = pst.st_uid;
+				g.gid = pst.st_gid;
+			}
 			break;
 		}
 		if (ret != -EBUSY) {
@@ -647,9 +661,12 @@ static void stdio_detach(int fd);
 static void locks_release(uint64_t owner);
 static void posix_unlock_all(uint64_t partition, uint64_t id);
 
-/* Makes fd (a memfd on the page ofd) a vems fd. -errno. */
+/*
+ * Makes fd (a memfd on the page ofd) a vems fd. ino: the memfd's inode,
+ * 0 if not known yet. -errno.
+ */
 static int
-vfile_attach(int fd, struct ofd *o)
+vfile_attach(int fd, struct ofd *o, uint64_t ino)
 {
 	if (fd >= g.nfds) {
 		say("fd %d is past the shim's table (%d): raise it with "
@@ -664,7 +681,9 @@ vfile_attach(int fd, struct ofd *o)
 	f->ofd = o;
 	pthread_mutex_init(&f->lock, NULL);
 	struct stat st;
-	if (syscall(SYS_fstat, fd, &st) == 0)
+	if (ino)
+		f->ofd_ino = ino;
+	else if (syscall(SYS_fstat, fd, &st) == 0)
 		f->ofd_ino = (uint64_t)st.st_ino;
 	atomic_fetch_add(&g.nopen, 1);
 	int m = atomic_load(&g.maxfd);
@@ -676,9 +695,15 @@ vfile_attach(int fd, struct ofd *o)
 	return 0;
 }
 
-/* Forgets fd's vems file (the kernel fd stays open). */
+static bool spare_put(int fd, struct ofd *o, uint64_t ino);
+
+/*
+ * Forgets fd's vems file (the kernel fd stays open: the caller closes
+ * it). recycle: the fd is being closed, and its description may be kept
+ * for the next open.
+ */
 static void
-vfile_detach(int fd)
+vfile_detach(int fd, bool recycle)
 {
 	struct vfile *f = vfile_of(fd);
 	if (f == NULL)
@@ -696,16 +721,145 @@ vfile_detach(int fd)
 	if (f->orphan)
 		atomic_fetch_sub(&g.orphans, 1);
 	free(f->ents);
-	munmap(f->ofd, sizeof(struct ofd));
+	if (!(recycle && f->recycle && spare_put(fd, f->ofd, f->ofd_ino)))
+		munmap(f->ofd, sizeof(struct ofd));
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 	atomic_fetch_sub(&g.nopen, 1);
 }
 
+/* --- recycled descriptions ------------------------------------------------ */
+
+/*
+ * A memfd made and mapped at every open and torn down at every close costs
+ * about 9 us (an inode, its page, the mapping and its TLB shootdown, the
+ * eviction), more than the pool's own work for a small file: SQLite opens
+ * and deletes its journal in every transaction. So a description that no
+ * other fd can share is kept at close, on a spare fd near the descriptor
+ * limit, and handed to the next open (1.3 us: two fcntl and an fstat).
+ *
+ * "No other fd can share it" (vfile.recycle): this process opened it with
+ * O_CLOEXEC (so no exec inherits it), and it was never dup'ed, made
+ * inheritable (F_SETFD), or open across a fork, posix_spawn or a dup2 in a
+ * vfork()ed child. Spares themselves are closed before a fork: the child
+ * would hold copies. Passing a vems fd over a socket (SCM_RIGHTS) is not
+ * supported: the receiver could see its description reused.
+ */
+#define SPARE_MAX 8
+
+static struct spare {
+	int fd;
+	struct ofd *o;
+	uint64_t ino;
+} g_spares[SPARE_MAX];
+static atomic_int g_nspares;
+static int g_spare_base = -1; /* the lowest spare fd number; < 0: none */
+static pthread_mutex_t g_spare_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Keeps fd's description (fd itself is about to be closed). */
+static bool
+spare_put(int fd, struct ofd *o, uint64_t ino)
+{
+	if (g_spare_base < 0 || ino == 0) /* close checked it is no vfork */
+		return false;
+	pthread_mutex_lock(&g_spare_lock);
+	int n = atomic_load(&g_nspares), s = -1;
+	if (n < SPARE_MAX)
+		s = sys_fcntl(fd, F_DUPFD_CLOEXEC,
+			      (void *)(intptr_t)g_spare_base);
+	if (s >= 0) {
+		g_spares[n] = (struct spare){s, o, ino};
+		atomic_store(&g_nspares, n + 1);
+	}
+	pthread_mutex_unlock(&g_spare_lock);
+	return s >= 0;
+}
+
+/*
+ * A kept description on the lowest free fd, or -1. Its inode is checked:
+ * a spare closed behind the shim's back (a raw close syscall) is dropped.
+ */
+static int
+spare_take(int oflags, struct ofd **op, uint64_t *inop)
+{
+	if (atomic_load(&g_nspares) == 0)
+		return -1;
+	pthread_mutex_lock(&g_spare_lock);
+	int fd = -1;
+	for (int n = atomic_load(&g_nspares); n > 0 && fd < 0; n--) {
+		struct spare s = g_spares[n - 1];
+		atomic_store(&g_nspares, n - 1);
+		fd = sys_fcntl(s.fd,
+			       (oflags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD,
+			       (void *)(intptr_t)0);
+		struct stat st;
+		if (fd >= 0 && syscall(SYS_fstat, fd, &st) == 0 &&
+		    (uint64_t)st.st_ino == s.ino) {
+			sys_close(s.fd);
+			memset(s.o, 0, offsetof(struct ofd, name) + 1);
+			*op = s.o;
+			*inop = s.ino;
+		} else {
+			if (fd >= 0)
+				sys_close(fd);
+			fd = -1;
+			munmap(s.o, sizeof(*s.o));
+		}
+	}
+	pthread_mutex_unlock(&g_spare_lock);
+	return fd;
+}
+
+/*
+ * The program is about to close or replace fd: if it is a spare, the shim
+ * lets it go. hi: the last fd of a range.
+ */
+static void
+spares_drop(int lo, int hi)
+{
+	if (atomic_load(&g_nspares) == 0 || hi < g_spare_base)
+		return;
+	pthread_mutex_lock(&g_spare_lock);
+	int n = atomic_load(&g_nspares);
+	for (int i = n - 1; i >= 0; i--)
+		if (g_spares[i].fd >= lo && g_spares[i].fd <= hi) {
+			munmap(g_spares[i].o, sizeof(struct ofd));
+			g_spares[i] = g_spares[--n];
+		}
+	atomic_store(&g_nspares, n);
+	pthread_mutex_unlock(&g_spare_lock);
+}
+
+/* Before a fork: no spares, and no description is private any more. */
+static void
+spares_unshare_all(bool close_spares)
+{
+	if (close_spares) {
+		pthread_mutex_lock(&g_spare_lock);
+		int n = atomic_load(&g_nspares);
+		for (int i = 0; i < n; i++) {
+			munmap(g_spares[i].o, sizeof(struct ofd));
+			sys_close(g_spares[i].fd);
+		}
+		atomic_store(&g_nspares, 0);
+		pthread_mutex_unlock(&g_spare_lock);
+	}
+	int m = atomic_load(&g.maxfd);
+	for (int fd = 0; fd <= m; fd++) {
+		struct vfile *f = vfile_of(fd);
+		if (f)
+			f->recycle = false;
+	}
+}
+
 /* A new open file description: a memfd and its mapped page. */
 static int
-ofd_new(int oflags, struct ofd **op)
+ofd_new(int oflags, struct ofd **op, uint64_t *inop)
 {
+	*inop = 0;
+	int sfd = spare_take(oflags, op, inop);
+	if (sfd >= 0)
+		return sfd;
 	int fd = memfd_create(OFD_NAME, (oflags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
 	if (fd < 0)
 		return -errno;
@@ -745,7 +899,7 @@ vfile_dup(int newfd)
 	struct ofd *o = ofd_map(newfd);
 	if (o == NULL)
 		return -EIO;
-	int r = vfile_attach(newfd, o);
+	int r = vfile_attach(newfd, o, 0);
 	if (r)
 		munmap(o, sizeof(*o));
 	return r;
@@ -943,8 +1097,8 @@ fill_common(struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_dev = VEMS_DEV;
-	st->st_uid = geteuid();
-	st->st_gid = getegid();
+	st->st_uid = g.uid;
+	st->st_gid = g.gid;
 	st->st_blksize = 4096;
 }
 
@@ -1100,7 +1254,8 @@ vopen(const struct rpath *r, int flags)
 	if (flags & O_PATH)
 		flags = (flags & ~(O_PATH | O_ACCMODE)) | O_RDONLY;
 	struct ofd *o = NULL;
-	int fd = ofd_new(flags, &o);
+	uint64_t ino;
+	int fd = ofd_new(flags, &o, &ino);
 	if (fd < 0)
 		return fd;
 	glock();
@@ -1139,11 +1294,14 @@ vopen(const struct rpath *r, int flags)
 			ret = -err_of(e);
 	}
 	if (ret == 0)
-		ret = vfile_attach(fd, o);
-	if (ret == 0 && h) {
+		ret = vfile_attach(fd, o, ino);
+	if (ret == 0) {
 		struct vfile *f = vfile_of(fd);
-		f->obj = h;
-		f->gen = atomic_load(&g.gen);
+		f->recycle = (flags & O_CLOEXEC) && !atomic_load(&o->pending);
+		if (h) {
+			f->obj = h;
+			f->gen = atomic_load(&g.gen);
+		}
 	} else if (h) {
 		vems_obj_close(&h);
 	}
@@ -2144,6 +2302,8 @@ release_for_exec(void)
 static void
 fork_prepare(void)
 {
+	if (!t_holds) /* not libvems's own validation child */
+		spares_unshare_all(true);
 	if (!t_holds) {
 		glock();
 		t_fork_locked = true;
@@ -2221,7 +2381,7 @@ adopt_inherited(void)
 	sys_close(dfd);
 	for (size_t i = 0; i < nf; i++) {
 		struct ofd *o = ofd_map(found[i]);
-		if (o && vfile_attach(found[i], o) != 0)
+		if (o && vfile_attach(found[i], o, 0) != 0)
 			munmap(o, sizeof(*o));
 		else if (o)
 			shim_debug("fd %d: inherited %s/%s", found[i], g.prefix,
@@ -2305,6 +2465,11 @@ shim_init(void)
 		return;
 	}
 	g.nfds = (int)want;
+	g.uid = geteuid();
+	g.gid = getegid();
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= 256)
+		g_spare_base = (rl.rlim_cur > 4096 ? 4096 : (int)rl.rlim_cur) -
+			2 * SPARE_MAX;
 	if (syscall(SYS_getrandom, &g_rand, sizeof(g_rand), 0) !=
 		    (long)sizeof(g_rand) ||
 	    g_rand == 0)
@@ -2439,6 +2604,11 @@ DEFINE_REAL(fdopen)
 DEFINE_REAL(freopen64)
 DEFINE_REAL(fileno)
 DEFINE_REAL(execve)
+DEFINE_REAL(close_range)
+DEFINE_REAL(closefrom)
+DEFINE_REAL(posix_spawn)
+DEFINE_REAL(posix_spawnp)
+DEFINE_REAL(_Fork)
 DEFINE_REAL(execvpe)
 DEFINE_REAL(fexecve)
 
@@ -2563,16 +2733,52 @@ close(int fd)
 {
 	struct vfile *f = vfile_of(fd);
 	shim_count(__func__, f != NULL);
-	if (f == NULL)
+	if (f == NULL) {
+		spares_drop(fd, fd);
+		return real_close()(fd);
+	}
+	if (getpid() != g.pid) /* a vfork()ed child: the table is the
+				  parent's */
 		return real_close()(fd);
 	shim_debug("close %d (%s)", fd, f->ofd->name);
 	uint64_t owner = f->ofd_ino;
 	if (!f->ofd->is_dir)
 		posix_unlock_all(f->ofd->partition, f->ofd->id);
-	vfile_detach(fd);
+	vfile_detach(fd, true);
 	int r = real_close()(fd);
 	locks_release(owner);
 	return r;
+}
+
+/* vems fds among [lo, hi] closed as close() would; spares let go */
+static void
+close_vems_range(unsigned lo, unsigned hi)
+{
+	int m = atomic_load(&g.maxfd);
+	if (getpid() == g.pid)
+		for (unsigned fd = lo; fd <= hi && (int)fd <= m; fd++)
+			if (vfile_of((int)fd))
+				close((int)fd);
+	spares_drop((int)(lo > INT_MAX ? INT_MAX : lo),
+		    (int)(hi > INT_MAX ? INT_MAX : hi));
+}
+
+int
+close_range(unsigned lo, unsigned hi, int flags)
+{
+	shim_count(__func__, false);
+	if (lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC))
+		close_vems_range(lo, hi);
+	return real_close_range()(lo, hi, flags);
+}
+
+void
+closefrom(int lo)
+{
+	shim_count(__func__, false);
+	if (lo >= 0)
+		close_vems_range((unsigned)lo, ~0u);
+	real_closefrom()(lo);
 }
 
 /* --- read, write -------------------------------------------------------- */
@@ -3788,13 +3994,17 @@ do_fcntl(int fd, int cmd, void *arg)
 							     (v & settable)));
 		return 0;
 	}
-	case F_GETFD:
 	case F_SETFD:
+		if (!((uintptr_t)arg & FD_CLOEXEC))
+			f->recycle = false; /* an exec may inherit it */
+		return real_fcntl64()(fd, cmd, arg);
+	case F_GETFD:
 		return real_fcntl64()(fd, cmd, arg);
 	case F_DUPFD:
 	case F_DUPFD_CLOEXEC: {
+		f->recycle = false;
 		int n = real_fcntl64()(fd, cmd, arg);
-		if (n >= 0) {
+		if (n >= 0 && getpid() == g.pid) {
 			int r = vfile_dup(n);
 			if (r) {
 				real_close()(n);
@@ -3841,8 +4051,9 @@ int
 dup(int fd)
 {
 	SERVE_FD(fd, f, real_dup()(fd));
+	f->recycle = false;
 	int n = real_dup()(fd);
-	if (n >= 0) {
+	if (n >= 0 && getpid() == g.pid) {
 		int r = vfile_dup(n);
 		if (r) {
 			real_close()(n);
@@ -3860,11 +4071,18 @@ do_dup3(int old, int nfd, int flags, bool is_dup2, const char *call)
 	if (of == NULL && nf == NULL) {
 		if (nfd >= 0 && nfd <= 2 && old != nfd)
 			fflush(*std_stream(nfd));
+		if (old != nfd)
+			spares_drop(nfd, nfd);
 		return is_dup2 ? real_dup2()(old, nfd)
 			       : real_dup3()(old, nfd, flags);
 	}
 	if (old == nfd)
 		return is_dup2 ? nfd : fail(EINVAL);
+	if (of)
+		of->recycle = false;
+	if (getpid() != g.pid) /* a vfork()ed child: the kernel's fds only */
+		return is_dup2 ? real_dup2()(old, nfd)
+			       : real_dup3()(old, nfd, flags);
 	if (of == NULL && real_fcntl64()(old, F_GETFD, NULL) < 0)
 		return -1; /* EBADF: nfd stays as it was */
 	if (nfd >= 0 && nfd <= 2 && nf == NULL)
@@ -3873,7 +4091,7 @@ do_dup3(int old, int nfd, int flags, bool is_dup2, const char *call)
 		uint64_t owner = nf->ofd_ino;
 		if (!nf->ofd->is_dir)
 			posix_unlock_all(nf->ofd->partition, nf->ofd->id);
-		vfile_detach(nfd);
+		vfile_detach(nfd, false);
 		locks_release(owner);
 	}
 	int r = is_dup2 ? real_dup2()(old, nfd) : real_dup3()(old, nfd, flags);
@@ -4637,6 +4855,34 @@ fexecve(int fd, char *const argv[], char *const envp[])
 {
 	release_for_exec();
 	return real_fexecve()(fd, argv, exec_env(envp));
+}
+
+/*
+ * posix_spawn's file actions may dup2 any fd into the child past exec, and
+ * _Fork runs no fork handlers: no description stays private (spare_put).
+ */
+int
+posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+	    const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+	spares_unshare_all(false);
+	return real_posix_spawn()(pid, path, fa, at, argv, envp);
+}
+
+int
+posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+	     const posix_spawnattr_t *at, char *const argv[],
+	     char *const envp[])
+{
+	spares_unshare_all(false);
+	return real_posix_spawnp()(pid, file, fa, at, argv, envp);
+}
+
+pid_t
+_Fork(void)
+{
+	spares_unshare_all(true);
+	return real__Fork()();
 }
 
 #define MAX_EXEC_ARGS 4096

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -697,6 +699,211 @@ test_copies(void **state)
 	assert_true(S_ISDIR(st.st_mode));
 }
 
+/* the inode of the memfd behind a vems fd (the kernel's fstat, not the
+ * shim's): equal for two fds when one description was recycled */
+static uint64_t
+memfd_ino(int fd)
+{
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) != 0)
+		fail_msg("fstat of fd %d: %s", fd, strerror(errno));
+	return (uint64_t)st.st_ino;
+}
+
+static int
+open_put(const char *path, const char *s)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	OK(fd);
+	assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+	return fd;
+}
+
+/* the fds of this process on a "vems-ofd" memfd */
+static int
+ofd_fds(int *out, int max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < max) {
+		char l[PATH_MAX], t[300];
+		snprintf(t, sizeof(t), "/proc/self/fd/%s", e->d_name);
+		ssize_t k = readlink(t, l, sizeof(l) - 1);
+		if (k > 0) {
+			l[k] = '\0';
+			if (strstr(l, "memfd:vems-ofd") &&
+			    atoi(e->d_name) != dirfd(d))
+				out[n++] = atoi(e->d_name);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A closed O_CLOEXEC file's description is handed to the next open: the
+ * new file starts clean (its own object, offset 0, its own flags); one
+ * that another fd shares (dup, fork, posix_spawn, F_SETFD) is never
+ * reused under it.
+ */
+static void
+test_recycled_descriptions(void **state)
+{
+	(void)state;
+	OK(mkdir(at("rc"), 0755));
+	int a = open_put(at("rc/a"), "alpha alpha");
+	uint64_t ia = memfd_ino(a);
+	OK(close(a));
+	int b = open(at("rc/b"), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+	OK(b);
+	assert_int_equal(memfd_ino(b), ia); /* recycled */
+	char buf[32] = "";
+	assert_int_equal(read(b, buf, sizeof(buf)), 0); /* b is empty */
+	assert_int_equal(lseek(b, 0, SEEK_CUR), 0);
+	ERR(write(b, "x", 1), EBADF); /* b's O_RDONLY, not a's O_RDWR */
+	assert_int_equal(fcntl(b, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	OK(close(b));
+	assert_string_equal(get(at("rc/a")), "alpha alpha");
+
+	/* dup: the copy keeps a's description while another file opens */
+	a = open_put(at("rc/a"), "alpha");
+	int d = dup(a);
+	OK(d);
+	ia = memfd_ino(a);
+	OK(close(a));
+	int c = open_put(at("rc/c"), "gamma");
+	assert_int_not_equal(memfd_ino(c), ia);
+	assert_int_equal(lseek(d, 0, SEEK_CUR), 5);
+	assert_int_equal(pread(d, buf, sizeof(buf), 0), 5);
+	assert_memory_equal(buf, "alpha", 5);
+	OK(close(c));
+	OK(close(d));
+
+	/* made inheritable */
+	a = open_put(at("rc/a"), "alpha");
+	ia = memfd_ino(a);
+	OK(fcntl(a, F_SETFD, 0));
+	OK(close(a));
+	c = open_put(at("rc/c"), "gamma");
+	assert_int_not_equal(memfd_ino(c), ia);
+	OK(close(c));
+
+	/* open across a fork: the child has a copy */
+	a = open_put(at("rc/a"), "alpha");
+	ia = memfd_ino(a);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(memfd_ino(a) == ia ? 0 : 1);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	OK(close(a));
+	c = open_put(at("rc/c"), "gamma");
+	assert_int_not_equal(memfd_ino(c), ia);
+	OK(close(c));
+
+	/* posix_spawn may dup2 it into a program that outlives the close */
+	a = open_put(at("rc/a"), "alpha");
+	ia = memfd_ino(a);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, a, 9);
+	char *argv[] = {"true", NULL};
+	extern char **environ;
+	assert_int_equal(posix_spawnp(&pid, "true", &fa, NULL, argv, environ),
+			 0);
+	posix_spawn_file_actions_destroy(&fa);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	OK(close(a));
+	c = open_put(at("rc/c"), "gamma");
+	assert_int_not_equal(memfd_ino(c), ia);
+	OK(close(c));
+	assert_string_equal(get(at("rc/a")), "alpha");
+	assert_string_equal(get(at("rc/c")), "gamma");
+}
+
+/*
+ * close_range and closefrom close vems fds as close does; a program that
+ * closes or replaces the shim's spare fds (it cannot know them) takes
+ * them from the shim, which then never uses them.
+ */
+static void
+test_close_range_and_spares(void **state)
+{
+	(void)state;
+	OK(mkdir(at("cr"), 0755));
+	int f[3];
+	for (int i = 0; i < 3; i++)
+		f[i] = open_put(at("cr/%d", i), "data");
+	/* (a range over the pool's own fds would close them too) */
+	OK(dup2(f[1], 900));
+	OK(dup2(f[2], 901));
+	OK(close_range(900, 901, 0));
+	ERR(fcntl(900, F_GETFD), EBADF);
+	ERR(fcntl(901, F_GETFD), EBADF);
+	for (int i = 0; i < 3; i++) {
+		OK(close_range((unsigned)f[i], (unsigned)f[i], 0));
+		ERR(fcntl(f[i], F_GETFD), EBADF);
+		/* the number is the kernel's again, for a real file */
+		int r = open("/dev/null", O_RDONLY);
+		OK(r);
+		if (r != f[i]) {
+			OK(dup2(r, f[i]));
+			OK(close(r));
+		}
+		char c;
+		assert_int_equal(read(f[i], &c, 1), 0); /* /dev/null's EOF */
+		struct stat st;
+		OK(fstat(f[i], &st));
+		assert_true(S_ISCHR(st.st_mode));
+		OK(close(f[i]));
+	}
+	f[0] = open_put(at("cr/x"), "x");
+	OK(close(f[0]));
+	/* closefrom closes the pool's own fds too: a child's call (before
+	 * an exec) */
+	f[0] = open_put(at("cr/y"), "y");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		closefrom(f[0]);
+		_exit(fcntl(f[0], F_GETFD) == -1 && errno == EBADF ? 0 : 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	OK(close(f[0]));
+	f[0] = open_put(at("cr/w"), "w"); /* again a spare after the fork */
+	OK(close(f[0]));
+
+	/* the spares: fds on "vems-ofd" memfds that are no open file */
+	int o[64];
+	int n = ofd_fds(o, 64);
+	assert_true(n >= 1); /* the closes above left some */
+	int devnull = open("/dev/null", O_RDONLY);
+	OK(devnull);
+	for (int i = 0; i < n; i++)
+		OK(dup2(devnull, o[i]));
+	OK(close(o[n - 1]));
+	int c = open_put(at("cr/z"), "zeta");
+	char l[PATH_MAX], t[64];
+	for (int i = 0; i < n - 1; i++) {
+		snprintf(t, sizeof(t), "/proc/self/fd/%d", o[i]);
+		ssize_t k = readlink(t, l, sizeof(l) - 1);
+		assert_true(k > 0);
+		l[k] = '\0';
+		assert_string_equal(l, "/dev/null");
+		OK(close(o[i]));
+	}
+	OK(close(c));
+	OK(close(devnull));
+	assert_string_equal(get(at("cr/z")), "zeta");
+	assert_string_equal(get(at("cr/1")), "data");
+}
+
 static void
 test_unsupported(void **state)
 {
@@ -730,6 +937,8 @@ main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_flags),
+		cmocka_unit_test(test_recycled_descriptions),
+		cmocka_unit_test(test_close_range_and_spares),
 		cmocka_unit_test(test_offsets_dup_vectors),
 		cmocka_unit_test(test_fork_exec),
 		cmocka_unit_test(test_fork_child_of_holder),
