@@ -351,6 +351,89 @@ if command -v script >/dev/null; then
 		bash -c "! grep -q '%' '$dir/tty'"
 fi
 
+# --- objects with no name: ls --all, rm --oid -----------------------------
+# an object no name refers to, made through the library (python's ctypes,
+# with libvems preloaded: dlopen of it alone fails on its static TLS)
+lib=$(ldd "$V" | awk '/libvems\.so/ {print $3}')
+cat >"$dir/mkobj.py" <<'PY'
+import ctypes, sys
+L = ctypes.CDLL(sys.argv[1])
+class Oid(ctypes.Structure):
+    _fields_ = [("partition", ctypes.c_uint64), ("id", ctypes.c_uint64)]
+p = ctypes.c_void_p()
+assert L.vems_pool_open(ctypes.byref(p), sys.argv[2].encode(), None) == 0
+o = Oid(5, 77)
+assert L.vems_obj_create(p, ctypes.byref(o)) == 0
+assert L.vems_pool_close(ctypes.byref(p)) == 0
+PY
+n0=$(objects)
+check "an unnamed object made" -- env LD_PRELOAD="$lib" python3 "$dir/mkobj.py" "$lib" "$pool"
+"$V" ls "$pool" >"$dir/out"
+check "ls does not show it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
+expect 0 "ls --all" -- "$V" ls --all "$pool"
+check "ls --all shows it as (no name)" -- grep -qE '^5:77 +0  \(no name\)$' "$dir/out"
+expect 0 "ls --all --json" -- "$V" ls "$pool" --all --json
+check "... as \"name\": null" -- python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+u = [e for e in v if e["name"] is None]
+assert len(u) == 1 and u[0]["oid"] == {"partition": 5, "id": 77}, u
+assert len(v) > 1' "$dir/out"
+expect 2 "rm with both NAME and --oid" -- "$V" rm "$pool" x --oid 5:77
+expect 2 "rm --oid with a bad ID" -- "$V" rm "$pool" --oid 5-77
+expect 2 "rm with neither" -- "$V" rm "$pool"
+expect 0 "rm --oid 5:77" -- "$V" rm "$pool" --oid 5:77
+check "the object is gone" -- test "$(objects)" = "$n0"
+expect 1 "rm --oid of a missing object" -- "$V" rm "$pool" --oid 5:77
+"$V" ls --all "$pool" >"$dir/out"
+check "ls --all no longer shows it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
+
+# --- check --json ----------------------------------------------------------
+expect 0 "check --json" -- "$V" check "$pool" --json
+check "... a clean report" -- python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["ok"] is True and v["problems"] == [] and v["problem_count"] == 0
+assert v["objects"] >= 1 and v["data_bytes_read"] > 0, v' "$dir/out"
+expect 0 "check --json --metadata-only" -- "$V" check "$pool" --json --metadata-only
+check "... reads no data" -- python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["ok"] is True and v["data_bytes_read"] is None, v' "$dir/out"
+
+# --- backup, remove, restore -----------------------------------------------
+"$V" ls "$pool" >"$dir/before"
+"$V" get "$pool" slow "$dir/slow.bk"
+expect 0 "backup" -- "$V" backup "$pool" "$dir/bk"
+check "... the manifest and both files" -- test -s "$dir/bk/vems-backup" -a \
+	-s "$dir/bk/pool" -a -e "$dir/bk/blk"
+expect 1 "backup into a directory that has them" -- "$V" backup "$pool" "$dir/bk"
+check "... says --force replaces them" -- grep -q -- "--force" "$dir/err"
+echo later | "$V" put "$pool" later
+expect 0 "remove" -- "$V" remove "$pool"
+check "... both files gone" -- test ! -e "$pool" -a ! -e "$dir/blk"
+expect 3 "remove of a missing pool" -- "$V" remove "$pool"
+expect 1 "restore of a directory that is no backup" -- "$V" restore "$dir"
+expect 0 "restore" -- "$V" restore "$dir/bk"
+"$V" ls "$pool" >"$dir/after"
+check "restored: the names of the backup, not the later put" -- \
+	cmp "$dir/before" "$dir/after"
+expect 0 "get slow from the restored pool" -- "$V" get "$pool" slow "$dir/slow.rs"
+check "... bytes identical" -- cmp "$dir/slow.bk" "$dir/slow.rs"
+expect 1 "restore over existing files" -- "$V" restore "$dir/bk"
+"$V" put "$pool" holder <"$dir/fifo" 2>/dev/null &
+bgpid=$!
+exec 3>"$dir/fifo"
+wait_open "$bgpid" "$pool" || true
+expect 3 "remove of a pool another process has open" -- "$V" remove "$pool"
+expect 3 "restore --force over a pool another process has open" -- \
+	"$V" restore "$dir/bk" --force
+check "... the pool is still there" -- test -e "$pool" -a -e "$dir/blk"
+exec 3>&-
+wait "$bgpid" || true
+bgpid=
+expect 0 "restore --force" -- "$V" restore "$dir/bk" --force
+
 expect 0 "check at the end" -- "$V" check "$pool"
 
 echo "$passed passed, $failed failed"

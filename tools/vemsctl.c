@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,9 @@ enum opt_id {
 	O_BLOCK_SIZE,
 	O_EXTENT,
 	O_METADATA_ONLY,
+	O_ALL,
+	O_OID,
+	O_FORCE,
 	O_COUNT
 };
 
@@ -54,6 +58,9 @@ enum opt_id {
 #define OPTS_JSON (1u << 0)
 #define OPTS_CREATE (1u << 1)
 #define OPTS_CHECK (1u << 2)
+#define OPTS_LS (1u << 3)
+#define OPTS_RM (1u << 4)
+#define OPTS_FORCE (1u << 5)
 
 struct optdef {
 	const char *name;
@@ -77,6 +84,13 @@ static const struct optdef optdefs[O_COUNT] = {
 		      "(default: 64K)"},
 	[O_METADATA_ONLY] = {"metadata-only", NULL, OPTS_CHECK,
 			     "check metadata only; do not read object data"},
+	[O_ALL] = {"all", NULL, OPTS_LS,
+		   "also list the objects no name refers to"},
+	[O_OID] = {"oid", "P:I", OPTS_RM,
+		   "remove the object with this ID (and all its names) "
+		   "instead of a NAME"},
+	[O_FORCE] = {"force", NULL, OPTS_FORCE,
+		     "replace files that exist at the destination"},
 };
 
 struct args;
@@ -675,6 +689,27 @@ close_pool(struct vems_pool **pool, int ret)
 #define OID_FMT "%" PRIu64 ":%" PRIu64
 #define OID_ARGS(o) (o).partition, (o).id
 
+/* "P:I", two decimal numbers: the spelling OID_FMT prints. 0 or -1. */
+static int
+parse_oid(const char *s, struct vems_oid *oid)
+{
+	unsigned long long p, i;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	p = strtoull(s, &end, 10);
+	if (errno || *end != ':' || end[1] < '0' || end[1] > '9')
+		return -1;
+	i = strtoull(end + 1, &end, 10);
+	if (errno || *end)
+		return -1;
+	oid->partition = p;
+	oid->id = i;
+	return 0;
+}
+
 static bool
 oid_eq(struct vems_oid a, struct vems_oid b)
 {
@@ -985,6 +1020,80 @@ cmd_stats(const struct args *a)
 	return close_pool(&pool, EXIT_OK);
 }
 
+static int collect_oid(const struct vems_oid *oid, void *arg);
+
+static int
+oid_cmp(const void *x, const void *y)
+{
+	const struct vems_oid *a = x, *b = y;
+
+	if (a->partition != b->partition)
+		return a->partition < b->partition ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/*
+ * The objects no name refers to (left by a crash between create and bind,
+ * a program that keeps IDs itself, or a replaced name), sorted by ID, into
+ * *out. 0 or EXIT_FAIL (reported).
+ */
+static int
+collect_unnamed(struct vems_pool *pool, struct vec *out)
+{
+	struct vec names, oids = {.elem = sizeof(struct vems_oid)};
+	struct vems_oid *named = NULL, *o;
+	struct name_ent *e;
+	size_t i;
+	int rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	out->elem = sizeof(struct vems_oid);
+	ret = collect_names(pool, NULL, &names);
+	if (ret)
+		return ret;
+	rc = vems_obj_list(pool, collect_oid, &oids);
+	if (rc < 0 || oids.oom) {
+		if (oids.oom)
+			fprintf(stderr, "%s: out of memory\n", prog);
+		else
+			lib_error(rc, "listing objects failed");
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	named = malloc((names.n ? names.n : 1) * sizeof(*named));
+	if (!named) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	e = names.v;
+	for (i = 0; i < names.n; i++)
+		named[i] = e[i].oid;
+	qsort(named, names.n, sizeof(*named), oid_cmp);
+	o = oids.v;
+	qsort(o, oids.n, sizeof(*o), oid_cmp);
+	for (i = 0; i < oids.n; i++) {
+		if (bsearch(&o[i], named, names.n, sizeof(*named), oid_cmp))
+			continue;
+		struct vems_oid *d = vec_push(out);
+		if (!d) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			ret = EXIT_FAIL;
+			goto out;
+		}
+		*d = o[i];
+	}
+out:
+	free(named);
+	free(oids.v);
+	names_free(&names);
+	if (ret) {
+		free(out->v);
+		memset(out, 0, sizeof(*out));
+	}
+	return ret;
+}
+
 static int
 cmd_ls(const struct args *a)
 {
@@ -1034,11 +1143,75 @@ cmd_ls(const struct args *a)
 		put_escaped(e[i].name, false);
 		putchar('\n');
 	}
-	if (json)
+	if (a->opt[O_ALL]) {
+		struct vec un;
+		struct vems_oid *u;
+
+		rc = collect_unnamed(pool, &un);
+		if (rc)
+			ret = rc;
+		u = un.v;
+		for (i = 0; i < un.n; i++) {
+			rc = vems_obj_stat_oid(pool, u[i], &st);
+			if (json) {
+				fputs(i || names.n ? ",\n  { " : "\n  { ",
+				      stdout);
+				printf("\"name\": null, \"oid\": { "
+				       "\"partition\": %" PRIu64
+				       ", \"id\": %" PRIu64 " }, \"size\": ",
+				       OID_ARGS(u[i]));
+				if (rc)
+					fputs("null }", stdout);
+				else
+					printf("%" PRIu64 " }", st.size);
+				continue;
+			}
+			snprintf(oidbuf, sizeof(oidbuf), OID_FMT,
+				 OID_ARGS(u[i]));
+			if (rc)
+				printf("%-12s %15s  (no name)\n", oidbuf, "?");
+			else
+				printf("%-12s %15" PRIu64 "  (no name)\n",
+				       oidbuf, st.size);
+		}
+		if (json && un.n && !names.n)
+			fputs("\n]\n", stdout);
+		else if (json)
+			fputs(names.n ? "\n]\n" : "]\n", stdout);
+		free(un.v);
+	} else if (json) {
 		fputs(names.n ? "\n]\n" : "]\n", stdout);
+	}
 	names_free(&names);
 out:
 	return close_pool(&pool, ret);
+}
+
+/*
+ * One problem "check" found: a "problem: ..." line, or with --json kept
+ * for the report (g_problems).
+ */
+static struct vec *g_problems;
+
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+problem(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (g_problems) {
+		char **p = vec_push(g_problems);
+		if (p && (*p = strdup(buf)) == NULL)
+			g_problems->n--;
+		return;
+	}
+	progress_break();
+	printf("problem: %s\n", buf);
 }
 
 /* Reads every byte of one object; read errors are problems, not fatal. */
@@ -1054,9 +1227,8 @@ check_object_data(struct vems_pool *pool, struct vems_oid oid, char *buf,
 
 	rc = vems_obj_open(pool, oid, VEMS_O_RDONLY, &obj);
 	if (rc) {
-		progress_break();
-		printf("problem: object " OID_FMT " cannot be opened: %s\n",
-		       OID_ARGS(oid), vems_errormsg());
+		problem("object " OID_FMT " cannot be opened: %s",
+			OID_ARGS(oid), vems_errormsg());
 		return 1;
 	}
 	while (!stop_signal) {
@@ -1064,12 +1236,11 @@ check_object_data(struct vems_pool *pool, struct vems_oid oid, char *buf,
 		if (n == 0)
 			break;
 		if (n < 0) {
-			progress_break();
-			printf("problem: object " OID_FMT ": reading %zu bytes "
-			       "at offset %" PRIu64 " failed: %s\n",
-			       OID_ARGS(oid), IO_BUF_SIZE, off,
-			       *vems_errormsg() ? vems_errormsg()
-						: vems_strerror((int)n));
+			problem("object " OID_FMT ": reading %zu bytes at "
+				"offset %" PRIu64 " failed: %s",
+				OID_ARGS(oid), IO_BUF_SIZE, off,
+				*vems_errormsg() ? vems_errormsg()
+						 : vems_strerror((int)n));
 			problems++;
 			n = IO_BUF_SIZE; /* go on with the next chunk */
 		}
@@ -1143,7 +1314,7 @@ static void
 report_problem(const char *msg, void *arg)
 {
 	(void)arg;
-	printf("problem: %s\n", msg);
+	problem("%s", msg);
 }
 
 static int
@@ -1156,9 +1327,14 @@ cmd_check(const struct args *a)
 	long problems, data;
 	int ret;
 
+	struct vec found = {.elem = sizeof(char *)};
+	bool json = a->opt[O_JSON] != NULL;
+
 	ret = open_pool(a->pos[0], &pool);
 	if (ret)
 		return ret;
+	if (json)
+		g_problems = &found;
 	problems = vems_pool_check(pool, report_problem, NULL);
 	if (problems < 0) {
 		lib_error(problems, "the metadata check could not run");
@@ -1171,6 +1347,32 @@ cmd_check(const struct args *a)
 		if (data < 0)
 			return close_pool(&pool, EXIT_FAIL);
 		problems += data;
+	}
+	if (json) {
+		char **m = found.v;
+		size_t i;
+
+		g_problems = NULL;
+		fputs("{\n  \"problems\": [", stdout);
+		for (i = 0; i < found.n; i++) {
+			fputs(i ? ",\n    " : "\n    ", stdout);
+			json_str(m[i]);
+			free(m[i]);
+		}
+		free(found.v);
+		/* problems the list could not keep (out of memory) count */
+		printf("%s],\n  \"problem_count\": %ld,\n",
+		       found.n ? "\n  " : "", problems);
+		if (vems_pool_stats(pool, &st) == 0)
+			printf("  \"objects\": %" PRIu64
+			       ",\n  \"names\": %" PRIu64 ",\n",
+			       st.objects, st.names);
+		if (a->opt[O_METADATA_ONLY])
+			fputs("  \"data_bytes_read\": null,\n", stdout);
+		else
+			printf("  \"data_bytes_read\": %" PRIu64 ",\n", bytes);
+		printf("  \"ok\": %s\n}\n", problems ? "false" : "true");
+		return close_pool(&pool, problems ? EXIT_FAIL : EXIT_OK);
 	}
 	if (problems) {
 		printf("%ld problem%s found\n", problems,
@@ -1493,14 +1695,29 @@ out:
 static int
 cmd_rm(const struct args *a)
 {
-	const char *name = a->pos[1];
+	const char *name = a->npos > 1 ? a->pos[1] : NULL;
 	struct vems_pool *pool = NULL;
 	struct vems_oid oid;
 	int ret, rc;
 
+	if (!name == !a->opt[O_OID])
+		return usage_error("give a NAME or --oid P:I, not both");
+	if (a->opt[O_OID] && parse_oid(a->opt[O_OID], &oid))
+		return usage_error("bad object ID '%s' (want P:I, e.g. 0:12)",
+				   a->opt[O_OID]);
 	ret = open_pool(a->pos[0], &pool);
 	if (ret)
 		return ret;
+	if (!name) {
+		/* the object and every name of it, in one transaction */
+		rc = vems_obj_remove(pool, oid);
+		if (rc) {
+			lib_error(rc, "cannot remove object " OID_FMT,
+				  OID_ARGS(oid));
+			return close_pool(&pool, EXIT_FAIL);
+		}
+		return close_pool(&pool, EXIT_OK);
+	}
 	rc = vems_name_lookup(pool, name, &oid);
 	if (rc) {
 		lib_error(rc, NULL);
@@ -1516,6 +1733,350 @@ cmd_rm(const struct args *a)
 		return close_pool(&pool, EXIT_FAIL);
 	}
 	return close_pool(&pool, EXIT_OK);
+}
+
+/* --- remove, backup, restore ----------------------------------------- */
+
+/* Copies the regular file src to dst (created; with force, replaced),
+ * keeping holes, and makes it durable. 0 or EXIT_FAIL (reported). */
+static int
+copy_file(const char *src, const char *dst, bool force)
+{
+	int in = -1, out = -1, ret = EXIT_FAIL;
+	struct stat st;
+	off_t data = 0, hole;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, src, strerror(errno));
+		goto out;
+	}
+	out = open(dst,
+		   O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
+		   st.st_mode & 0777);
+	if (out < 0) {
+		fprintf(stderr, "%s: %s: %s%s\n", prog, dst, strerror(errno),
+			errno == EEXIST ? " (--force replaces it)" : "");
+		goto out;
+	}
+	while (data < st.st_size && !stop_signal) {
+		data = lseek(in, data, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* a hole to the end */
+			goto io_err;
+		}
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			goto io_err;
+		while (data < hole) {
+			off_t o = data;
+			ssize_t n = copy_file_range(in, &o, out, &o,
+						    (size_t)(hole - data), 0);
+			if (n <= 0) {
+				if (n < 0)
+					goto io_err;
+				break;
+			}
+			data += n;
+		}
+	}
+	if (stop_signal) {
+		ret = interrupted();
+		goto out;
+	}
+	if (ftruncate(out, st.st_size) != 0 || fsync(out) != 0)
+		goto io_err;
+	ret = EXIT_OK;
+	goto out;
+io_err:
+	fprintf(stderr, "%s: copying %s to %s: %s\n", prog, src, dst,
+		strerror(errno));
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0 && ret == EXIT_OK) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dst, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	if (ret != EXIT_OK && out >= 0)
+		unlink(dst);
+	return ret;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return EXIT_FAIL;
+	}
+	close(fd);
+	return EXIT_OK;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+#define MANIFEST "vems-backup"
+
+/* Opens the pool and copies out the paths of its two files (PATH_MAX). */
+static int
+open_with_paths(const char *path, struct vems_pool **pool, char *pmem,
+		char *blk)
+{
+	struct vems_pool_info in;
+	int ret, rc;
+
+	ret = open_pool(path, pool);
+	if (ret)
+		return ret;
+	rc = vems_pool_info(*pool, &in);
+	if (rc) {
+		lib_error(rc, NULL);
+		return close_pool(pool, EXIT_FAIL);
+	}
+	snprintf(pmem, PATH_MAX, "%s", in.pmem_path);
+	snprintf(blk, PATH_MAX, "%s", in.block_path);
+	return EXIT_OK;
+}
+
+/*
+ * "remove": both files of the pool, while this process holds it (so that
+ * no other process has it open); the pool file goes first, so that what
+ * is left on a failure is never a pool without its block file.
+ */
+static int
+cmd_remove(const struct args *a)
+{
+	struct vems_pool *pool = NULL;
+	char pmem[PATH_MAX], blk[PATH_MAX], locks[PATH_MAX + 8];
+	struct stat st;
+	int ret;
+
+	ret = open_with_paths(a->pos[0], &pool, pmem, blk);
+	if (ret)
+		return ret;
+	if (stat(pmem, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr,
+			"%s: %s is not a regular file (device DAX?): remove "
+			"deletes files only\n",
+			prog, pmem);
+		return close_pool(&pool, EXIT_FAIL);
+	}
+	if (unlink(pmem) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, pmem, strerror(errno));
+		return close_pool(&pool, EXIT_FAIL);
+	}
+	if (unlink(blk) != 0) {
+		fprintf(stderr, "%s: %s: %s (the pool file is removed)\n", prog,
+			blk, strerror(errno));
+		ret = EXIT_FAIL;
+	}
+	/* the LD_PRELOAD shim's lock file, if it ever served this pool */
+	snprintf(locks, sizeof(locks), "%s.locks", pmem);
+	(void)unlink(locks);
+	ret = close_pool(&pool, ret);
+	if (ret == EXIT_OK)
+		printf("removed %s and %s\n", pmem, blk);
+	return ret;
+}
+
+/*
+ * "backup": with the pool open by this process alone (nothing else can
+ * write it) and persisted, copies both files into DIR with a manifest,
+ * then opens the copy and checks its metadata.
+ */
+static int
+cmd_backup(const struct args *a)
+{
+	const char *dir = a->pos[1];
+	bool force = a->opt[O_FORCE] != NULL;
+	struct vems_pool *pool = NULL, *copy = NULL;
+	struct vems_config *cfg = NULL;
+	char pmem[PATH_MAX], blk[PATH_MAX], dp[PATH_MAX], db[PATH_MAX],
+		man[PATH_MAX];
+	FILE *m;
+	int ret, rc;
+	long problems;
+
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: %s: %s\n", prog, dir, strerror(errno));
+		return EXIT_FAIL;
+	}
+	ret = open_with_paths(a->pos[0], &pool, pmem, blk);
+	if (ret)
+		return ret;
+	rc = vems_pool_persist(pool);
+	if (rc) {
+		lib_error(rc, NULL);
+		return close_pool(&pool, EXIT_FAIL);
+	}
+	if ((size_t)snprintf(dp, sizeof(dp), "%s/%s", dir, base_name(pmem)) >=
+		    sizeof(dp) ||
+	    (size_t)snprintf(db, sizeof(db), "%s/%s", dir, base_name(blk)) >=
+		    sizeof(db) ||
+	    (size_t)snprintf(man, sizeof(man), "%s/%s", dir, MANIFEST) >=
+		    sizeof(man)) {
+		fprintf(stderr, "%s: %s: path too long\n", prog, dir);
+		return close_pool(&pool, EXIT_FAIL);
+	}
+	if (!strcmp(base_name(pmem), base_name(blk)) ||
+	    !strcmp(base_name(pmem), MANIFEST)) {
+		fprintf(stderr, "%s: the pool's files are both named %s\n",
+			prog, base_name(pmem));
+		return close_pool(&pool, EXIT_FAIL);
+	}
+	ret = copy_file(blk, db, force);
+	if (ret == EXIT_OK)
+		ret = copy_file(pmem, dp, force);
+	if (ret == EXIT_OK) {
+		m = fopen(man, force ? "w" : "wx");
+		if (!m) {
+			fprintf(stderr, "%s: %s: %s\n", prog, man,
+				strerror(errno));
+			ret = EXIT_FAIL;
+		} else {
+			fprintf(m,
+				"vems-backup 1\npmem %s\nblock %s\n"
+				"pmem-path %s\nblock-path %s\n",
+				base_name(pmem), base_name(blk), pmem, blk);
+			if (fflush(m) != 0 || fsync(fileno(m)) != 0)
+				ret = EXIT_FAIL;
+			if (fclose(m) != 0)
+				ret = EXIT_FAIL;
+		}
+	}
+	if (ret == EXIT_OK)
+		ret = fsync_dir(dir);
+	ret = close_pool(&pool, ret);
+	if (ret != EXIT_OK)
+		return ret;
+	/* the copy must open (paired with the copied block file) and check */
+	if ((rc = vems_config_new(&cfg)) == 0 &&
+	    (rc = vems_config_set_block_path(cfg, db)) == 0)
+		rc = vems_pool_open(&copy, dp, cfg);
+	vems_config_delete(&cfg);
+	if (rc) {
+		lib_error(rc, "the copy in %s does not open", dir);
+		return EXIT_FAIL;
+	}
+	problems = vems_pool_check(copy, report_problem, NULL);
+	rc = vems_pool_close(&copy);
+	if (problems || rc) {
+		fprintf(stderr, "%s: the copy in %s does not check clean\n",
+			prog, dir);
+		return EXIT_FAIL;
+	}
+	printf("backed up %s and %s into %s (checked)\n", pmem, blk, dir);
+	return EXIT_OK;
+}
+
+/* One "key value" line of a backup's manifest into out. */
+static int
+manifest_get(const char *man, const char *key, char *out, size_t len)
+{
+	char line[2 * PATH_MAX];
+	size_t kl = strlen(key);
+	FILE *m = fopen(man, "r");
+	int ret = -1;
+
+	if (!m)
+		return -1;
+	while (fgets(line, sizeof(line), m)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, key, kl) && line[kl] == ' ' &&
+		    strlen(line + kl + 1) < len) {
+			strcpy(out, line + kl + 1);
+			ret = 0;
+			break;
+		}
+	}
+	fclose(m);
+	return ret;
+}
+
+/*
+ * "restore DIR [POOL]": the backup's two files back to where they were
+ * (POOL: the pool file elsewhere; its block file stays the one its header
+ * names), then the pool opens and checks.
+ */
+static int
+cmd_restore(const struct args *a)
+{
+	const char *dir = a->pos[0];
+	bool force = a->opt[O_FORCE] != NULL;
+	char man[PATH_MAX], pn[PATH_MAX], bn[PATH_MAX], pmem[PATH_MAX],
+		blk[PATH_MAX], sp[2 * PATH_MAX], sb[2 * PATH_MAX], v[16];
+	struct vems_pool *pool = NULL;
+	char *slash;
+	int ret;
+	long problems;
+
+	snprintf(man, sizeof(man), "%s/%s", dir, MANIFEST);
+	if (manifest_get(man, "vems-backup", v, sizeof(v)) || strcmp(v, "1") ||
+	    manifest_get(man, "pmem", pn, sizeof(pn)) ||
+	    manifest_get(man, "block", bn, sizeof(bn)) ||
+	    manifest_get(man, "pmem-path", pmem, sizeof(pmem)) ||
+	    manifest_get(man, "block-path", blk, sizeof(blk))) {
+		fprintf(stderr,
+			"%s: %s is not a backup made by 'vemsctl backup' (no "
+			"readable %s)\n",
+			prog, dir, man);
+		return EXIT_FAIL;
+	}
+	if (a->npos > 1)
+		snprintf(pmem, sizeof(pmem), "%s", a->pos[1]);
+	snprintf(sp, sizeof(sp), "%s/%s", dir, pn);
+	snprintf(sb, sizeof(sb), "%s/%s", dir, bn);
+	if (force && access(pmem, F_OK) == 0 &&
+	    vems_pool_open(&pool, pmem, NULL) == -EBUSY) {
+		fprintf(stderr,
+			"%s: %s is open in another process: not replaced\n",
+			prog, pmem);
+		return EXIT_NOPOOL;
+	}
+	if (pool)
+		vems_pool_close(&pool);
+	ret = copy_file(sb, blk, force);
+	if (ret == EXIT_OK) {
+		ret = copy_file(sp, pmem, force);
+		if (ret != EXIT_OK && !force)
+			unlink(blk); /* made here, of no use alone */
+	}
+	for (int i = 0; ret == EXIT_OK && i < 2; i++) {
+		char d[PATH_MAX];
+
+		snprintf(d, sizeof(d), "%s", i ? blk : pmem);
+		slash = strrchr(d, '/');
+		if (slash == d)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		else
+			strcpy(d, ".");
+		ret = fsync_dir(d);
+	}
+	if (ret != EXIT_OK)
+		return ret;
+	ret = open_pool(pmem, &pool);
+	if (ret)
+		return ret;
+	problems = vems_pool_check(pool, report_problem, NULL);
+	ret = close_pool(&pool, problems ? EXIT_FAIL : EXIT_OK);
+	if (ret == EXIT_OK)
+		printf("restored %s and %s from %s (checked)\n", pmem, blk,
+		       dir);
+	return ret;
 }
 
 static const struct command commands[] = {
@@ -1543,32 +2104,38 @@ static const struct command commands[] = {
 	 "and\ncapacity of both tiers.\n"},
 	{"check",
 	 cmd_check,
-	 OPTS_CHECK,
+	 OPTS_CHECK | OPTS_JSON,
 	 1,
 	 1,
 	 {"POOL"},
-	 "POOL [--metadata-only]",
+	 "POOL [--metadata-only] [--json]",
 	 "verify a pool",
 	 "Verifies every metadata invariant of the pool and reads every "
 	 "extent in the\nblock file back against its checksum, then reads "
 	 "every object end to end\nso that every mapped extent is read back "
 	 "(not with --metadata-only).\n"
 	 "Prints one 'problem:' line per problem "
-	 "and exits 1 if there is any.\n"},
+	 "and exits 1 if there is any.\n"
+	 "--json prints {\"problems\": [...], \"problem_count\", \"objects\", "
+	 "\"names\",\n\"data_bytes_read\" (null with --metadata-only), "
+	 "\"ok\"}.\n"},
 	{"ls",
 	 cmd_ls,
-	 OPTS_JSON,
+	 OPTS_JSON | OPTS_LS,
 	 1,
 	 2,
 	 {"POOL", "PREFIX"},
-	 "POOL [PREFIX] [--json]",
+	 "POOL [PREFIX] [--all] [--json]",
 	 "list names",
 	 "Lists the names that start with PREFIX (all if absent), in byte "
 	 "order:\nthe object ID (partition:id), the size in bytes, the name. "
 	 "In text output,\ncontrol characters, '\\' and bytes that are not "
 	 "UTF-8 are C-escaped (\\n,\n\\t, \\\\, \\xNN). --json gives "
 	 "each name as a JSON string (and its\nbytes as \"name_hex\" if it "
-	 "is not valid UTF-8).\n"},
+	 "is not valid UTF-8).\n"
+	 "--all lists after them the objects that no name refers to, by "
+	 "ID, as\n\"(no name)\" (in JSON, \"name\": null); 'vemsctl rm "
+	 "--oid' removes them.\n"},
 	{"put",
 	 cmd_put,
 	 0,
@@ -1597,14 +2164,53 @@ static const struct command commands[] = {
 	 "an error leaves FILE\nas it was.\n"},
 	{"rm",
 	 cmd_rm,
-	 0,
-	 2,
+	 OPTS_RM,
+	 1,
 	 2,
 	 {"POOL", "NAME"},
-	 "POOL NAME",
+	 "POOL NAME | POOL --oid P:I",
 	 "remove a name and its object",
 	 "Unbinds NAME and removes its object, in one crash-atomic step. If "
-	 "other\nnames refer to the same object, only NAME is removed.\n"},
+	 "other\nnames refer to the same object, only NAME is removed. "
+	 "--oid removes the object\nwith that ID and all its names (how an "
+	 "object 'ls --all' shows with no\nname is removed).\n"},
+	{"remove",
+	 cmd_remove,
+	 0,
+	 1,
+	 1,
+	 {"POOL"},
+	 "POOL",
+	 "delete a pool's files",
+	 "Deletes the pool file and its block file (and the LD_PRELOAD "
+	 "shim's lock\nfile POOL.locks, if there is one). The pool is "
+	 "opened first, so a pool\nanother process has open is left alone "
+	 "(exit 3).\n"},
+	{"backup",
+	 cmd_backup,
+	 OPTS_FORCE,
+	 2,
+	 2,
+	 {"POOL", "DIR"},
+	 "POOL DIR [--force]",
+	 "copy a pool's files into a directory",
+	 "Opens the pool (no other process can then write it), makes it "
+	 "durable, and\ncopies both files into DIR (made if absent; holes "
+	 "stay holes), with a\nmanifest 'vems-backup'; then opens the copy "
+	 "and checks its metadata.\nFiles that exist in DIR are not "
+	 "replaced without --force.\n"},
+	{"restore",
+	 cmd_restore,
+	 OPTS_FORCE,
+	 1,
+	 2,
+	 {"DIR", "POOL"},
+	 "DIR [POOL] [--force]",
+	 "put a backup's files back",
+	 "Copies the files of a backup made by 'vemsctl backup' back: the "
+	 "block file to\nthe path it had, the pool file to the path it had "
+	 "or to POOL. Then opens\nthe pool and checks its metadata. "
+	 "Existing files are not replaced without\n--force.\n"},
 	{"stats",
 	 cmd_stats,
 	 OPTS_JSON,
