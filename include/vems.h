@@ -64,8 +64,11 @@ VEMS_API const char *vems_version(void);
 #define VEMS_E_LAST VEMS_E_CHECKSUM
 
 /*
- * Static text for a code returned by any vems_* function: a negative errno
- * (its strerror text) or a VEMS_E_* code. Never NULL.
+ * Text for a code returned by any vems_* function: a negative errno (its
+ * strerror text), a VEMS_E_* code, 0 ("success"), or any other value
+ * ("unknown libvems error N"). Never NULL. The text of a VEMS_E_* code is
+ * static; that of an errno or an unknown code is in a buffer of the
+ * calling thread, valid until its next vems_strerror call.
  */
 VEMS_API const char *vems_strerror(int code);
 
@@ -189,7 +192,8 @@ struct vems_pool;
  * cfg may be NULL only if the pmem file exists with a size.
  * Errors: -EINVAL, -EEXIST (block file exists, or the pmem file already
  * holds a pool), -ENOSPC / -EFBIG (sizes too small for the metadata),
- * -EBUSY, other -errno from the file system.
+ * -EBUSY (the pmem file is open in this or another process), other -errno
+ * from the file system.
  */
 VEMS_API int vems_pool_create(struct vems_pool **pool, const char *pmem_path,
 			      const struct vems_config *cfg);
@@ -405,8 +409,9 @@ VEMS_API ssize_t vems_obj_pwrite(struct vems_obj *obj, const void *buf,
  * count, a NULL buffer of non-zero length, a total above SSIZE_MAX or (a
  * write) past VEMS_OBJ_MAX_SIZE, with nothing written.
  *
- * vems_obj_preadv returns the bytes read, fewer only at the end of the
- * object. vems_obj_pwritev costs one barrier for the whole vector: when it
+ * vems_obj_preadv returns the bytes read, fewer at the end of the object
+ * or when a buffer past the first could not be read (vems_errormsg() says
+ * why), or the error if nothing was read. vems_obj_pwritev costs one barrier for the whole vector: when it
  * returns (without VEMS_W_NODRAIN), what it wrote and the new size are
  * durable. It returns the total, or fewer bytes when a buffer past the
  * first could not be written (those counted are durable; vems_errormsg()
@@ -526,7 +531,7 @@ VEMS_API int vems_aio_poll(struct vems_aio_ctx *ctx, struct vems_aio *done[],
 
 /*
  * Like vems_aio_poll, but waits until at least min (<= max) are done or
- * timeout_ms passes (-1: no limit). Returns how many, possibly fewer than
+ * timeout_ms passes (any negative value: no limit). Returns how many, possibly fewer than
  * min on timeout. Errors: -EINVAL (min > max, or min larger than what is
  * in flight).
  */
