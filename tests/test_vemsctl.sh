@@ -366,27 +366,35 @@ o = Oid(5, 77)
 assert L.vems_obj_create(p, ctypes.byref(o)) == 0
 assert L.vems_pool_close(ctypes.byref(p)) == 0
 PY
-n0=$(objects)
-check "an unnamed object made" -- env LD_PRELOAD="$lib" python3 "$dir/mkobj.py" "$lib" "$pool"
-"$V" ls "$pool" >"$dir/out"
-check "ls does not show it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
-expect 0 "ls --all" -- "$V" ls --all "$pool"
-check "ls --all shows it as (no name)" -- grep -qE '^5:77 +0  \(no name\)$' "$dir/out"
-expect 0 "ls --all --json" -- "$V" ls "$pool" --all --json
-check "... as \"name\": null" -- python3 -c '
+syms=$(nm -D "$lib" 2>/dev/null || true) # (no "| grep -q": pipefail)
+if [[ $syms =~ __(asan|tsan|ubsan)_ ]]; then
+	# a sanitized libvems cannot be preloaded into python (its runtime
+	# must come first): the plain builds run these
+	echo "ok - # skip unnamed objects: $lib is sanitized"
+else
+	n0=$(objects)
+	check "an unnamed object made" -- \
+		env LD_PRELOAD="$lib" python3 "$dir/mkobj.py" "$lib" "$pool"
+	"$V" ls "$pool" >"$dir/out"
+	check "ls does not show it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
+	expect 0 "ls --all" -- "$V" ls --all "$pool"
+	check "ls --all shows it as (no name)" -- grep -qE '^5:77 +0  \(no name\)$' "$dir/out"
+	expect 0 "ls --all --json" -- "$V" ls "$pool" --all --json
+	check "... as \"name\": null" -- python3 -c '
 import json, sys
 v = json.load(open(sys.argv[1]))
 u = [e for e in v if e["name"] is None]
 assert len(u) == 1 and u[0]["oid"] == {"partition": 5, "id": 77}, u
 assert len(v) > 1' "$dir/out"
-expect 2 "rm with both NAME and --oid" -- "$V" rm "$pool" x --oid 5:77
-expect 2 "rm --oid with a bad ID" -- "$V" rm "$pool" --oid 5-77
-expect 2 "rm with neither" -- "$V" rm "$pool"
-expect 0 "rm --oid 5:77" -- "$V" rm "$pool" --oid 5:77
-check "the object is gone" -- test "$(objects)" = "$n0"
-expect 1 "rm --oid of a missing object" -- "$V" rm "$pool" --oid 5:77
-"$V" ls --all "$pool" >"$dir/out"
-check "ls --all no longer shows it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
+	expect 2 "rm with both NAME and --oid" -- "$V" rm "$pool" x --oid 5:77
+	expect 2 "rm --oid with a bad ID" -- "$V" rm "$pool" --oid 5-77
+	expect 2 "rm with neither" -- "$V" rm "$pool"
+	expect 0 "rm --oid 5:77" -- "$V" rm "$pool" --oid 5:77
+	check "the object is gone" -- test "$(objects)" = "$n0"
+	expect 1 "rm --oid of a missing object" -- "$V" rm "$pool" --oid 5:77
+	"$V" ls --all "$pool" >"$dir/out"
+	check "ls --all no longer shows it" -- bash -c "! grep -q '^5:77 ' '$dir/out'"
+fi
 
 # --- check --json ----------------------------------------------------------
 expect 0 "check --json" -- "$V" check "$pool" --json
