@@ -3,10 +3,13 @@
  * shimloop.c -- vems-bench's helper for the shim workloads: N durable
  * 4 KiB writes (pwrite + fdatasync) to PATH with plain POSIX calls, run
  * with or without libvems_preload.so. Prints the median ns per write.
+ * With --open-close: N times open(O_RDWR | O_CLOEXEC) and close of PATH
+ * (made first), the median ns per pair.
  *
- * Usage: vems-bench-shimloop PATH N
+ * Usage: vems-bench-shimloop [--open-close] PATH N
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +33,46 @@ cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int
+open_close(const char *path, long n, double *lat)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, "x", 1) != 1 || close(fd) != 0) {
+		perror(path);
+		return 1;
+	}
+	for (long i = 0; i < n; i++) {
+		double t0 = now_ns();
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || close(fd) != 0) {
+			perror(path);
+			return 1;
+		}
+		lat[i] = now_ns() - t0;
+	}
+	qsort(lat, (size_t)n, sizeof(*lat), cmp);
+	printf("%.1f\n", lat[n / 2]);
+	unlink(path);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: vems-bench-shimloop PATH N\n");
+	bool oc = argc == 4 && !strcmp(argv[1], "--open-close");
+	if (argc != 3 && !oc) {
+		fprintf(stderr,
+			"usage: vems-bench-shimloop [--open-close] PATH N\n");
 		return 2;
 	}
+	argv += oc;
 	long n = atol(argv[2]);
 	if (n <= 0)
 		return 2;
+	if (oc) {
+		double *l = malloc((size_t)n * sizeof(*l));
+		return l ? open_close(argv[1], n, l) : 1;
+	}
 	int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
 	if (fd < 0) {
 		perror(argv[1]);

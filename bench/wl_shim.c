@@ -132,6 +132,10 @@ wl_shim_pwrite(struct bench *b)
 	struct series *sa = bench_series(b, wl, "api", U_NS_OP);
 	struct series *sf =
 		bench_series(b, wl, "file pwrite+fdatasync", U_NS_OP);
+	/* for reference: what an open and close cost (SQLite makes two of
+	 * each in every transaction) */
+	struct series *soc = bench_series(b, wl, "shim open+close", U_NS_OP);
+	struct series *sfoc = bench_series(b, wl, "file open+close", U_NS_OP);
 	static char buf[4096];
 	memset(buf, 0x5a, sizeof(buf));
 	double *lat = malloc((size_t)n * sizeof(*lat));
@@ -145,6 +149,15 @@ wl_shim_pwrite(struct bench *b)
 		bench_path(b, file, sizeof(file), b->disk_dir, "dat");
 		snprintf(cmd, sizeof(cmd), "'%s' '%s' %ld", loop, file, n);
 		series_round(sf, run(cmd, false));
+		snprintf(cmd, sizeof(cmd),
+			 "env LD_PRELOAD='%s' VEMS_POOL='%s' "
+			 "VEMS_PREFIX=" PREFIX " '%s' --open-close " PREFIX
+			 "/oc%d %ld",
+			 shim, pmem, loop, r, b->quick ? 200 : 20000L);
+		series_round(soc, run(cmd, false));
+		snprintf(cmd, sizeof(cmd), "'%s' --open-close '%s' %ld", loop,
+			 file, b->quick ? 200 : 20000L);
+		series_round(sfoc, run(cmd, false));
 		for (long i = 0; i < n; i++) {
 			buf[0] = (char)i;
 			double t0 = bench_now_ns();

@@ -731,12 +731,13 @@ vfile_detach(int fd, bool recycle)
 /* --- recycled descriptions ------------------------------------------------ */
 
 /*
- * A memfd made and mapped at every open and torn down at every close costs
- * about 9 us (an inode, its page, the mapping and its TLB shootdown, the
- * eviction), more than the pool's own work for a small file: SQLite opens
- * and deletes its journal in every transaction. So a description that no
- * other fd can share is kept at close, on a spare fd near the descriptor
- * limit, and handed to the next open (1.3 us: two fcntl and an fstat).
+ * A memfd made and mapped at every open and torn down at every close (an
+ * inode, its page, the mapping and its TLB shootdown, the eviction) costs
+ * more than the pool's own work for a small file: SQLite opens and deletes
+ * its journal in every transaction. So a description that no other fd can
+ * share is kept at close, on a spare fd near the descriptor limit, and
+ * handed to the next open: two fcntl and an fstat (an open and close, 1.03
+ * us: vems-bench --only shim-pwrite).
  *
  * "No other fd can share it" (vfile.recycle): this process opened it with
  * O_CLOEXEC (so no exec inherits it), and it was never dup'ed, made
