@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -50,7 +51,8 @@ struct demo {
 	uint64_t obj_size;
 	uint64_t rng;
 	unsigned char *buf, *expect;
-	uint64_t mismatches; /* reads whose bytes differed */
+	uint64_t mismatches;   /* reads whose bytes differed */
+	const char *disk_file; /* beside the block file: the pwrite baseline */
 };
 
 static int
@@ -466,6 +468,78 @@ check_report(const char *msg, void *arg)
 	fprintf(stderr, "demo: check: %s\n", msg);
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define LAT_N 400
+
+/*
+ * What the library is for, in one line: the median durable 4 KiB write
+ * (vems_obj_pwrite, durable on return) against pwrite + fdatasync of a
+ * file on the block file's disk, both overwriting 4 KiB in place.
+ */
+static int
+durable_write_line(struct demo *d)
+{
+	static double t[LAT_N];
+	static unsigned char page[VEMS_PAGE_SIZE];
+	struct vems_oid oid = {0, 0};
+	struct vems_obj *obj = NULL;
+	double v, f;
+	int rc, fd, i;
+
+	memset(page, 0x5a, sizeof(page));
+	if ((rc = vems_obj_create(d->pool, &oid)) ||
+	    (rc = vems_obj_open(d->pool, oid, 0, &obj)))
+		return fail("vems_obj_create/open", rc);
+	for (i = -10; i < LAT_N; i++) {
+		double t0 = now_s();
+		page[0] = (unsigned char)i;
+		ssize_t n = vems_obj_pwrite(obj, page, sizeof(page), 0, 0);
+		if (n != (ssize_t)sizeof(page)) {
+			vems_obj_close(&obj);
+			return fail("vems_obj_pwrite", n < 0 ? (int)n : -EIO);
+		}
+		if (i >= 0)
+			t[i] = now_s() - t0;
+	}
+	qsort(t, LAT_N, sizeof(*t), cmp_double);
+	v = t[LAT_N / 2];
+	if ((rc = vems_obj_close(&obj)) || (rc = vems_obj_remove(d->pool, oid)))
+		return fail("vems_obj_close/remove", rc);
+	fd = open(d->disk_file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fail(d->disk_file, -errno);
+	for (i = -10; i < LAT_N / 4; i++) {
+		double t0 = now_s();
+		page[0] = (unsigned char)i;
+		if (pwrite(fd, page, sizeof(page), 0) !=
+			    (ssize_t)sizeof(page) ||
+		    fdatasync(fd) != 0) {
+			rc = -errno;
+			close(fd);
+			unlink(d->disk_file);
+			return fail("pwrite+fdatasync", rc);
+		}
+		if (i >= 0)
+			t[i] = now_s() - t0;
+	}
+	close(fd);
+	unlink(d->disk_file);
+	qsort(t, LAT_N / 4, sizeof(*t), cmp_double);
+	f = t[LAT_N / 8];
+	printf("what it is for: a durable 4 KiB write takes %.2f us in the "
+	       "pool, %.1f us as pwrite+fdatasync on the block file's disk "
+	       "(%.0fx)\n",
+	       v * 1e6, f * 1e6, f / v);
+	return 0;
+}
+
 /* The whole demo on an open pool; working_set 0 means 4 x pmem capacity. */
 static int
 run(struct demo *d, const char *pmem, uint64_t working_set, unsigned block_io)
@@ -501,6 +575,8 @@ run(struct demo *d, const char *pmem, uint64_t working_set, unsigned block_io)
 	       (double)(d->nobjs * d->obj_size) /
 		       (double)(in.pmem_extents * in.extent_size));
 
+	if (durable_write_line(d))
+		return -1;
 	if (write_all(d))
 		return -1;
 	if (verify_all(d, "read + verify, sequential"))
@@ -614,7 +690,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t pmem_size = UINT64_C(64) << 20, ws = 0, block_size;
-	char tmpl[64], btmpl[64], pmem[4096], blk[4096];
+	char tmpl[64], btmpl[64], pmem[4096], blk[4096], lat[4096];
 	struct demo d = {.rng = 42};
 	const char *dir = NULL, *bdir = NULL;
 	unsigned block_io = 0;
@@ -687,6 +763,8 @@ main(int argc, char **argv)
 	}
 	snprintf(pmem, sizeof(pmem), "%s/demo.pool", dir);
 	snprintf(blk, sizeof(blk), "%s/demo.blk", bdir);
+	snprintf(lat, sizeof(lat), "%s/demo.pwrite", bdir);
+	d.disk_file = lat;
 	/* room for the whole working set in the block file, twice over */
 	block_size = 8 * pmem_size > 2 * ws ? 8 * pmem_size : 2 * ws;
 	block_size =
